@@ -1,0 +1,121 @@
+"""The `attrdistill` command line.
+
+    attrdistill run [CONFIG.yaml] [--set key=value ...] [--out DIR]   # every stage into runs/<name>
+    attrdistill finetune|attribute|distill|evaluate|report RUN_DIR    # one stage of an existing run
+    attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from attrdistill import __version__
+from attrdistill.config import ConfigError, dump_config, field_docs, load_config
+from attrdistill.pipeline import STAGES, run_stages
+
+STAGE_HELP = {
+    "data": "build the task's splits (and a from-scratch tokenizer) in RUN/data",
+    "finetune": "fine-tune the teacher on teacher_train into RUN/teacher",
+    "attribute": "score input words with the teacher; top-k words become rationales (RUN/attributions)",
+    "distill": "train every student variant x seed on student_train (RUN/students)",
+    "evaluate": "greedy predictions of teacher and students on the test split (RUN/predictions)",
+    "report": "write RUN/metrics.json and RUN/report.md",
+}
+
+
+def _config_epilog() -> str:
+    rows = [f"  {key} = {default!r}\n      {doc}" for key, default, doc in field_docs()]
+    return "config keys (set in YAML or with --set key=value):\n" + "\n".join(rows)
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config field, e.g. --set attribution.k=3 (repeatable; values are YAML)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="attrdistill", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribution-guided knowledge distillation: a teacher's most salient input words become "
+                    "rationales that a small student learns to generate beside the label.",
+        epilog="Start with `attrdistill run` (the built-in task, a few minutes on a CPU).")
+    parser.add_argument("--version", action="version", version=f"attrdistill {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    run = sub.add_parser("run", help="run every stage into a run directory", epilog=_config_epilog(),
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Build data, fine-tune the teacher, attribute, train students, evaluate and "
+                                     "report, into runs/<name> (or --out). Stages already complete with the same "
+                                     "config are skipped; interrupted training resumes from its last checkpoint.")
+    run.add_argument("config", nargs="?", help="YAML config (default: the built-in configs/default.yaml settings)")
+    run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
+    run.add_argument("--force", action="store_true", help="delete the run directory's outputs first")
+    _add_overrides(run)
+
+    for verb, text in STAGE_HELP.items():
+        p = sub.add_parser(verb, help=text, description=f"{text[0].upper()}{text[1:]}. Works on a run directory "
+                           "made by `attrdistill run`; skips work whose outputs are complete.",
+                           epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("run_dir", type=Path, help="the run directory (holds config.yaml)")
+        _add_overrides(p)
+
+    cfg = sub.add_parser("config", help="print the resolved config with every field documented",
+                         epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    cfg.add_argument("config", nargs="?", help="YAML config to resolve (default: built-in defaults)")
+    _add_overrides(cfg)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        if args.verb == "config":
+            sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
+            return 0
+        if args.verb == "run":
+            cfg = load_config(args.config, args.overrides)
+            run_dir = args.out or Path("runs") / cfg.name
+            if args.force and run_dir.exists():
+                shutil.rmtree(run_dir)
+            _log_to(run_dir)
+            metrics = run_stages(run_dir, cfg)
+            _summary(run_dir, metrics)
+            return 0
+        run_dir = args.run_dir
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
+        cfg = load_config(run_dir / "config.yaml", args.overrides)
+        _log_to(run_dir)
+        run_stages(run_dir, cfg, [args.verb])
+        return 0
+    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
+        logging.getLogger("attrdistill").error("%s", e)
+        return 2
+
+
+def _log_to(run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def _summary(run_dir: Path, metrics: dict) -> None:
+    print(f"\nteacher accuracy {100 * metrics['teacher']['accuracy']:.1f}%")
+    for variant, s in metrics["students"].items():
+        print(f"student {variant:<9} {100 * s['accuracy']:.1f}%")
+    a = metrics["attribution"]
+    if a["recall_at_k"] is not None:
+        print(f"{a['method']} recall@{a['k']} {100 * a['recall_at_k']:.1f}% (random {100 * a['random_recall_at_k']:.1f}%)")
+    print(f"report: {run_dir / 'report.md'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

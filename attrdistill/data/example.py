@@ -1,0 +1,58 @@
+"""The one example type every stage reads and writes, and its JSONL form."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+SPLITS = ("teacher_train", "student_train", "valid", "test")
+
+
+@dataclass
+class Example:
+    id: str
+    input: str
+    label: str
+    choices: list[str] | None = None
+    rationale: str | None = None           # a given free-text rationale (e.g. an LLM's), if the data has one
+    decisive: list[int] | None = None      # ground truth: word indices (attrdistill.words) of the words
+                                           # that decide the label, in the order the label combines them
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Write rows to `path` atomically: a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(dataclasses.asdict(row) if dataclasses.is_dataclass(row) else row,
+                                ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def read_examples(path: Path) -> list[Example]:
+    fields = {f.name for f in dataclasses.fields(Example)}
+    out = []
+    for n, row in enumerate(read_jsonl(path), 1):
+        missing = {"id", "input", "label"} - set(row)
+        if missing:
+            raise ValueError(f"{path}: row {n}: missing field(s) {', '.join(sorted(missing))}")
+        out.append(Example(**{k: v for k, v in row.items() if k in fields}))
+    return out

@@ -1,0 +1,309 @@
+"""The stages of a run, each reading and writing one run directory.
+
+    data -> finetune (teacher) -> attribute -> distill (students) -> evaluate -> report
+
+    run_stages(Path("runs/default"), cfg)              # every stage; finished ones are skipped
+    STAGES["attribute"](Path("runs/default"), cfg)     # one stage on an existing run
+
+A stage's output directory is complete only when its DONE.json is written, last, with the
+fingerprint of everything the output depends on (its config section and its inputs'
+fingerprints). A matching DONE.json means skip; a different one means the config changed, so the
+stage recomputes; a directory with no DONE.json is resumed where possible (Trainer checkpoints).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from attrdistill import __version__
+from attrdistill.attribution import attribute, recall_at_k
+from attrdistill.config import RunConfig, dump_config, to_dict
+from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
+from attrdistill.data.example import read_examples, read_jsonl
+from attrdistill.evaluation import accuracy, normalize, predict
+from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
+from attrdistill.training import train
+from attrdistill.words import words
+
+log = logging.getLogger("attrdistill")
+RATIONALE_VARIANTS = ("saliency", "random")   # variants whose rationale comes from an attribution method
+
+
+# ---- bookkeeping -------------------------------------------------------------------------------
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def completed(out: Path, fp: str) -> dict | None:
+    """The DONE record of `out` if it was made with fingerprint `fp`."""
+    done = out / "DONE.json"
+    if done.is_file():
+        record = json.loads(done.read_text())
+        if record.get("fingerprint") == fp:
+            return record
+    return None
+
+
+def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict]) -> dict:
+    """Run `work` into `out` unless already complete with `fp`; returns its DONE record."""
+    record = completed(out, fp)
+    if record is not None:
+        log.info("skip %s: complete (%s)", label, out / "DONE.json")
+        return record
+    started = out / "STARTED.json"
+    if out.exists() and (not started.is_file() or json.loads(started.read_text()).get("fingerprint") != fp):
+        log.info("%s: inputs or config changed since %s was written, recomputing", label, out)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(started, {"fingerprint": fp})
+    log.info("%s: start", label)
+    t0 = time.perf_counter()
+    result = work()
+    record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result}
+    write_json(out / "DONE.json", record)
+    log.info("%s: done in %.1fs", label, record["seconds"])
+    return record
+
+
+def require(out: Path, what: str, verb: str) -> dict:
+    done = out / "DONE.json"
+    if not done.is_file():
+        raise RuntimeError(f"{what} is missing ({done}); run `attrdistill {verb}` on this run directory first")
+    return json.loads(done.read_text())
+
+
+def load_split(run: Path, split: str) -> list[Example]:
+    return read_examples(run / "data" / f"{split}.jsonl")
+
+
+# ---- fingerprints: what each output depends on ---------------------------------------------------
+
+def fp_data(cfg: RunConfig) -> str:
+    return fingerprint("data", __version__, to_dict(cfg.data), cfg.teacher.tokenizer, cfg.teacher.model)
+
+
+def fp_teacher(cfg: RunConfig) -> str:
+    return fingerprint("teacher", fp_data(cfg), to_dict(cfg.teacher))
+
+
+def fp_attribution(cfg: RunConfig) -> str:
+    return fingerprint("attribution", fp_teacher(cfg), to_dict(cfg.attribution))
+
+
+def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
+    upstream = fp_attribution(cfg) if variant in RATIONALE_VARIANTS else fp_data(cfg)
+    weight = cfg.distill.rationale_weight if variant != "standard" else None
+    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, weight)
+
+
+def fp_eval(cfg: RunConfig, model_fp: str) -> str:
+    return fingerprint("eval", model_fp, to_dict(cfg.eval))
+
+
+def student_dir(run: Path, variant: str, seed: int) -> Path:
+    return run / "students" / variant / f"seed{seed}"
+
+
+# ---- stages ----------------------------------------------------------------------------------------
+
+def stage_data(run: Path, cfg: RunConfig) -> dict:
+    """Build the four splits (and, for from-scratch models, the task's word-level tokenizer)."""
+    def work() -> dict:
+        splits = build_splits(cfg.data)
+        for name in SPLITS:
+            write_jsonl(run / "data" / f"{name}.jsonl", splits[name])
+        if not (cfg.teacher.model or cfg.teacher.tokenizer):
+            texts = [t for name in ("teacher_train", "student_train") for ex in splits[name] for t in (ex.input, ex.label)]
+            tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
+            tok.save_pretrained(run / "data" / "tokenizer")
+        return {name: len(rows) for name, rows in splits.items()}
+    return run_unit(run / "data", fp_data(cfg), "data", work)
+
+
+def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None) -> list[dict]:
+    rows = []
+    for ex in examples:
+        row = {"source": cfg.data.predict_prefix + ex.input, "target": ex.label}
+        if rationales is not None:
+            row.update(explain_source=cfg.data.explain_prefix + ex.input, rationale=rationales[ex.id])
+        rows.append(row)
+    return rows
+
+
+def stage_finetune(run: Path, cfg: RunConfig) -> dict:
+    """Fine-tune the teacher on teacher_train, keeping the best checkpoint by validation accuracy."""
+    require(run / "data", "the data stage", "run")
+    out = run / "teacher"
+
+    def work() -> dict:
+        tok = load_tokenizer(cfg.teacher, run / "data" / "tokenizer")
+        model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed)
+        return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
+                     cfg.teacher, out)
+    return run_unit(out, fp_teacher(cfg), "finetune teacher", work)
+
+
+def stage_attribute(run: Path, cfg: RunConfig) -> dict:
+    """Rationales for student_train: the teacher's top-k words by `attribution.method`, and random words."""
+    require(run / "teacher", "the fine-tuned teacher", "finetune")
+    out = run / "attributions"
+
+    def work() -> dict:
+        examples = load_split(run, "student_train")
+        model, tok = load_trained(run / "teacher" / "model")
+        result: dict[str, Any] = {}
+        for method in dict.fromkeys([cfg.attribution.method, "random"]):
+            rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
+                             max_input_length=cfg.teacher.max_input_length,
+                             max_target_length=cfg.teacher.max_target_length, seed=cfg.data.seed)
+            write_jsonl(out / f"{method}.jsonl", rows)
+            result[method] = {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
+        return result
+    return run_unit(out, fp_attribution(cfg), "attribute", work)
+
+
+def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example]) -> dict[str, str] | None:
+    """id -> rationale text of a student variant; None for the label-only student."""
+    if variant == "standard":
+        return None
+    if variant == "oracle":
+        if any(not ex.decisive for ex in examples):
+            raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
+        return {ex.id: ", ".join(words(ex.input)[i] for i in ex.decisive) for ex in examples}
+    method = cfg.attribution.method if variant == "saliency" else "random"
+    return {r["id"]: r["rationale"] for r in read_jsonl(run / "attributions" / f"{method}.jsonl")}
+
+
+def stage_distill(run: Path, cfg: RunConfig) -> dict:
+    """Train one student per (variant, seed) on student_train."""
+    if any(v in RATIONALE_VARIANTS for v in cfg.distill.variants):
+        require(run / "attributions", "the teacher's rationales", "attribute")
+    examples, valid = load_split(run, "student_train"), _rows(load_split(run, "valid"), cfg)
+    records = {}
+    for variant in cfg.distill.variants:
+        rationales = rationales_for(run, cfg, variant, examples)
+        for seed in cfg.distill.seeds:
+            out = student_dir(run, variant, seed)
+
+            def work(out: Path = out, seed: int = seed, rationales: dict | None = rationales) -> dict:
+                tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
+                model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed)
+                return train(model, tok, _rows(examples, cfg, rationales), valid, cfg.student, out,
+                             rationale_weight=cfg.distill.rationale_weight, seed=seed)
+            records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
+                                                        f"distill {variant} seed {seed}", work)
+    return {"seconds": sum(r["seconds"] for r in records.values())}
+
+
+def _models(run: Path, cfg: RunConfig) -> dict[str, tuple[Path, str]]:
+    """name -> (model dir, fingerprint) of every trained model of the run."""
+    models = {"teacher": (run / "teacher", fp_teacher(cfg))}
+    for variant in cfg.distill.variants:
+        for seed in cfg.distill.seeds:
+            models[f"{variant}-seed{seed}"] = (student_dir(run, variant, seed), fp_student(cfg, variant, seed))
+    return models
+
+
+def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
+    """Greedy predictions of the teacher and every student on the test split; exact-match accuracy."""
+    test = load_split(run, "test")
+    sources = [cfg.data.predict_prefix + ex.input for ex in test]
+    seconds = 0.0
+    for name, (model_dir, model_fp) in _models(run, cfg).items():
+        require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune")
+        out = run / "predictions" / name
+
+        def work(model_dir: Path = model_dir) -> dict:
+            model, tok = load_trained(model_dir / "model")
+            role = cfg.teacher if model_dir.name == "teacher" else cfg.student
+            preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
+            write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
+                                              "correct": normalize(p) == normalize(ex.label)}
+                                             for ex, p in zip(test, preds)])
+            return {"accuracy": accuracy(preds, [ex.label for ex in test]), "n": len(test)}
+        seconds += run_unit(out, fp_eval(cfg, model_fp), f"evaluate {name}", work)["seconds"]
+    return {"seconds": seconds}
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"accuracy": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
+def collect_metrics(run: Path, cfg: RunConfig) -> dict:
+    """metrics.json: the machine-readable summary later tools read (accuracies and recalls in 0..1)."""
+    def result(path: Path) -> dict:
+        return json.loads((path / "DONE.json").read_text())
+
+    teacher_eval = result(run / "predictions" / "teacher")["result"]
+    students = {}
+    for variant in cfg.distill.variants:
+        per_seed = {seed: result(run / "predictions" / f"{variant}-seed{seed}")["result"]["accuracy"]
+                    for seed in cfg.distill.seeds}
+        students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+    attr = result(run / "attributions")["result"]
+    timing = {"data_s": result(run / "data")["seconds"], "finetune_s": result(run / "teacher")["seconds"],
+              "attribute_s": result(run / "attributions")["seconds"],
+              "distill_s": sum(result(student_dir(run, v, s))["seconds"]
+                               for v in cfg.distill.variants for s in cfg.distill.seeds),
+              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _models(run, cfg))}
+    return {
+        "teacher": {"accuracy": teacher_eval["accuracy"],
+                    "best_valid_accuracy": result(run / "teacher")["result"]["best_valid_accuracy"]},
+        "students": students,
+        "attribution": {"method": cfg.attribution.method, "k": cfg.attribution.k,
+                        "recall_at_k": attr[cfg.attribution.method]["recall_at_k"],
+                        "random_recall_at_k": attr["random"]["recall_at_k"],
+                        "n_examples": attr[cfg.attribution.method]["n"]},
+        "timing": timing,
+        "n_test": teacher_eval["n"],
+        "version": __version__,
+    }
+
+
+def stage_report(run: Path, cfg: RunConfig) -> dict:
+    """metrics.json and report.md (always rewritten: cheap, and reflects the latest stages)."""
+    from attrdistill.report import write_report
+    t0 = time.perf_counter()
+    metrics = collect_metrics(run, cfg)
+    metrics["timing"]["report_s"] = 0.0
+    write_report(run, cfg, metrics)
+    metrics["timing"]["report_s"] = round(time.perf_counter() - t0, 2)
+    write_json(run / "metrics.json", metrics)
+    log.info("report: %s, %s", run / "report.md", run / "metrics.json")
+    return metrics
+
+
+STAGES: dict[str, Callable[[Path, RunConfig], dict]] = {
+    "data": stage_data, "finetune": stage_finetune, "attribute": stage_attribute,
+    "distill": stage_distill, "evaluate": stage_evaluate, "report": stage_report,
+}
+
+
+def save_run_config(run: Path, cfg: RunConfig) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+
+
+def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> dict:
+    save_run_config(run, cfg)
+    result: dict = {}
+    for name in stages or list(STAGES):
+        result = STAGES[name](run, cfg)
+    return result

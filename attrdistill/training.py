@@ -1,0 +1,106 @@
+"""Training on `transformers`' Seq2SeqTrainer, with the two-task loss of distillation students.
+
+    train(model, tok, train_rows, valid, cfg.student, out_dir, rationale_weight=0.5)
+
+A train row is {"source", "target"} and, for two-task students, {"explain_source", "rationale"}.
+The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
+plain label loss (standard fine-tuning, and the teacher). Validation accuracy by greedy decoding
+picks the best checkpoint; an interrupted run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+
+from attrdistill.config import ModelConfig
+from attrdistill.evaluation import normalize
+from attrdistill.features import collate, encode
+
+log = logging.getLogger(__name__)
+
+
+class TwoTaskTrainer(Seq2SeqTrainer):
+    """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch)."""
+
+    loss_is_scaled_for_ga = False   # both terms are per-batch means
+
+    def __init__(self, *args: Any, rationale_weight: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rationale_weight = rationale_weight
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
+        outputs = model(**inputs)
+        loss = outputs.loss
+        if explain:
+            loss = loss + self.rationale_weight * model(**explain).loss
+        return (loss, outputs) if return_outputs else loss
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Stop training when the logged loss is NaN or inf instead of training on garbage."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            log.error("loss is %s at step %d: stopping; the best checkpoint so far is kept", loss, state.global_step)
+            control.should_training_stop = True
+
+
+def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> list[dict[str, list]]:
+    feats = encode(tokenizer, [r["source"] for r in rows], [r["target"] for r in rows],
+                   cfg.max_input_length, cfg.max_target_length)
+    if rows and "rationale" in rows[0]:
+        explain = encode(tokenizer, [r["explain_source"] for r in rows], [r["rationale"] for r in rows],
+                         cfg.max_input_length, cfg.max_target_length)
+        for f, e in zip(feats, explain):
+            f["explain_input_ids"], f["explain_labels"] = e["input_ids"], e["labels"]
+    return feats
+
+
+def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
+          cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model."""
+    t = cfg.train
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=max(t.batch_size, 64),
+        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, lr_scheduler_type="linear", optim="adamw_torch",
+        eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.eval_steps,
+        save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
+        predict_with_generate=True, generation_max_length=cfg.max_target_length, generation_num_beams=1,
+        logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
+        report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(), disable_tqdm=False,
+    )
+
+    def accuracy(pred: Any) -> dict[str, float]:
+        preds = np.where(pred.predictions < 0, tokenizer.pad_token_id, pred.predictions)
+        labels = np.where(pred.label_ids < 0, tokenizer.pad_token_id, pred.label_ids)
+        p = tokenizer.batch_decode(preds, skip_special_tokens=True)
+        g = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        return {"accuracy": float(np.mean([normalize(a) == normalize(b) for a, b in zip(p, g)]))}
+
+    trainer = TwoTaskTrainer(
+        model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg),
+        eval_dataset=features(tokenizer, valid_rows, cfg),
+        data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=accuracy,
+        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[StopOnNonFinite()])
+    checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*"))
+    if checkpoints:
+        log.info("resuming %s from %s", out_dir.name, checkpoints[-1].name)
+    trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    trainer.save_model(str(out_dir / "model"))
+    history = trainer.state.log_history
+    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    return {"best_valid_accuracy": trainer.state.best_metric, "steps": trainer.state.global_step}

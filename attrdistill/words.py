@@ -1,0 +1,66 @@
+"""Words: how a text splits into the words a rationale is made of, and sub-word -> word scores.
+
+A word is a run of letters/digits (with inner apostrophes) or a single punctuation mark, located
+by character span. Tokens of any tokenizer (SentencePiece, byte-BPE, word-level) are mapped to
+words through their character offsets, so rationales are comparable across tokenizers.
+
+    spans = word_spans("The boss, surely.")      # [(0, 3), (4, 8), (8, 9), (10, 16), (16, 17)]
+    word_scores = aggregate(token_scores, token_word, n_words, "sum")
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the words of `text`, in order."""
+    return [m.span() for m in WORD_RE.finditer(text)]
+
+
+def words(text: str) -> list[str]:
+    return [text[a:b] for a, b in word_spans(text)]
+
+
+def is_punctuation(word: str) -> bool:
+    return not any(ch.isalnum() for ch in word)
+
+
+def token_to_word(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], shift: int = 0) -> list[int]:
+    """Word index of each token, -1 for tokens outside every word (special tokens, prefix, spaces).
+
+    `offsets` are the tokens' character spans in the encoded string; `shift` is where the text
+    starts in that string (the length of a task prefix), so prefix tokens map to -1. A token
+    that covers parts of two words belongs to the first.
+    """
+    out = []
+    w = 0
+    for start, end in offsets:
+        start, end = start - shift, end - shift
+        if end <= start or end <= 0:
+            out.append(-1)
+            continue
+        while w < len(spans) and spans[w][1] <= start:
+            w += 1
+        # Overlap rather than containment: byte-BPE and SentencePiece tokens may carry the space before a word.
+        out.append(w if w < len(spans) and spans[w][0] < end else -1)
+    return out
+
+
+def aggregate(token_scores: torch.Tensor, token_word: torch.Tensor, n_words: int, how: str = "sum") -> torch.Tensor:
+    """Word scores from token scores (1-D each); tokens with word index -1 are dropped."""
+    keep = token_word >= 0
+    idx, vals = token_word[keep].long(), token_scores[keep].float()
+    if how == "max":
+        out = torch.full((n_words,), float("-inf")).scatter_reduce(0, idx, vals, "amax")
+        return torch.where(torch.isinf(out), torch.zeros_like(out), out)
+    out = torch.zeros(n_words).index_add(0, idx, vals)
+    if how == "mean":
+        out = out / torch.zeros(n_words).index_add(0, idx, torch.ones_like(vals)).clamp(min=1)
+    elif how != "sum":
+        raise ValueError(f"aggregation: expected sum, max or mean, got {how!r}")
+    return out

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny models built from config, the built-in task's tokenizer, the shared/ folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import T5Config, T5ForConditionalGeneration
+
+from attrdistill.data.synthetic import generate
+from attrdistill.models import build_word_tokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+SHARED = Path(os.environ.get("ATTRDISTILL_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    assert (SHARED / "tokenizers" / "t5" / "spiece.model").is_file(), f"shared/ not found at {SHARED}"
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def examples():
+    return generate(12, seed=3)
+
+
+@pytest.fixture(scope="session")
+def word_tok(examples):
+    return build_word_tokenizer([t for ex in generate(200, seed=0) for t in (ex.input, ex.label)] + ["predict: x"])
+
+
+def tiny_t5(vocab_size: int, seed: int = 0) -> T5ForConditionalGeneration:
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab_size, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4,
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)
+    return T5ForConditionalGeneration(cfg).eval()

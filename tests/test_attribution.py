@@ -1,0 +1,99 @@
+"""Saliency against a slow per-token reference, batch invariance, random words, top-k and recall."""
+
+from __future__ import annotations
+
+import torch
+
+from attrdistill.attribution import attribute, recall_at_k, top_k
+from attrdistill.attribution.gradients import saliency
+from attrdistill.config import AttributionConfig
+from attrdistill.data.example import Example
+from attrdistill.features import collate, encode
+from tests.conftest import tiny_t5
+
+
+def reference_saliency(model, input_ids: list[int], labels: list[int]) -> torch.Tensor:
+    """The definition, slowly: one backward per target token, gradients averaged, then the L1 norm."""
+    ids = torch.tensor([input_ids])
+    lab = torch.tensor([labels])
+    grads = []
+    for j in range(len(labels)):
+        emb = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        logits = model(inputs_embeds=emb, attention_mask=torch.ones_like(ids),
+                       decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=lab)).logits
+        logits[0, j, labels[j]].backward()
+        grads.append(emb.grad[0].clone())
+    return torch.stack(grads).mean(0).abs().sum(-1)
+
+
+def _batch(tok, examples, prefix="predict: "):
+    feats = encode(tok, [prefix + ex.input for ex in examples], [ex.label for ex in examples], 128, 32)
+    return feats, collate(feats, tok.pad_token_id)
+
+
+def test_saliency_equals_per_token_reference(word_tok, examples):
+    model = tiny_t5(len(word_tok))
+    feats, batch = _batch(word_tok, examples[:4])
+    fast = saliency(model, batch)
+    for row, f in enumerate(feats):
+        ref = reference_saliency(model, f["input_ids"], f["labels"])
+        n = len(f["input_ids"])
+        torch.testing.assert_close(fast[row, :n], ref, atol=1e-5, rtol=1e-5)
+        assert torch.all(fast[row, n:] == 0), "padding must get no score"
+    assert all(p.grad is None for p in model.parameters()), "parameters must stay frozen"
+    assert all(p.requires_grad for p in model.parameters()), "requires_grad is restored afterwards"
+
+
+def test_saliency_on_the_t5_sentencepiece_tokenizer(shared, examples):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(shared / "tokenizers" / "t5")
+    model = tiny_t5(len(tok))
+    feats, batch = _batch(tok, examples[:2])
+    fast = saliency(model, batch)
+    ref = reference_saliency(model, feats[1]["input_ids"], feats[1]["labels"])
+    torch.testing.assert_close(fast[1, :len(ref)], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_batch_invariance_with_mixed_lengths(word_tok, examples):
+    model = tiny_t5(len(word_tok), seed=1)
+    lengths = [len(ex.input) for ex in examples]
+    assert len(set(lengths)) > 1, "the batch must mix lengths for this test to mean anything"
+    _, batch = _batch(word_tok, examples)
+    together = saliency(model, batch)
+    for i, ex in enumerate(examples):
+        feats, alone_batch = _batch(word_tok, [ex])
+        alone = saliency(model, alone_batch)[0]
+        torch.testing.assert_close(together[i, :len(alone)], alone, atol=1e-5, rtol=1e-4)
+
+
+def test_attribute_rows_and_random_is_seeded(word_tok, examples):
+    model = tiny_t5(len(word_tok))
+    cfg = AttributionConfig(k=3, batch_size=5)
+    rows = attribute(examples, "saliency", model, word_tok, cfg, prefix="predict: ")
+    assert [r["id"] for r in rows] == [ex.id for ex in examples]
+    for r, ex in zip(rows, examples):
+        assert len(r["words"]) == len(r["scores"]) and len(r["top"]) == 3
+        assert r["rationale"] == ", ".join(r["words"][i] for i in r["top"])
+        assert all(r["words"][i].isalnum() for i in r["top"]), "punctuation is skipped"
+        assert "predict" not in r["words"], "the task prefix is never a rationale word"
+    a = attribute(examples, "random", None, None, cfg, seed=7)
+    b = attribute(examples, "random", None, None, cfg, seed=7)
+    c = attribute(examples, "random", None, None, cfg, seed=8)
+    assert [r["top"] for r in a] == [r["top"] for r in b]
+    assert [r["top"] for r in a] != [r["top"] for r in c]
+
+
+def test_top_k_orders_and_filters():
+    words = ["The", "boss", ",", "surely", "left", "."]
+    scores = torch.tensor([0.1, 0.9, 5.0, 0.5, 0.7, 3.0])
+    assert top_k(words, scores, 3) == [1, 4, 3]
+    assert top_k(words, scores, 3, order="position") == [1, 3, 4]
+    assert top_k(words, scores, 2, skip_punctuation=False) == [2, 5]
+
+
+def test_recall_at_k_known_values():
+    examples = [Example("a", "x", "y", decisive=[1, 2]), Example("b", "x", "y", decisive=[0, 4]),
+                Example("c", "x", "y")]
+    rows = [{"top": [1, 2, 3]}, {"top": [4, 5, 6]}, {"top": [0]}]
+    assert recall_at_k(rows, examples) == 0.75
+    assert recall_at_k(rows[2:], examples[2:]) is None

@@ -1,0 +1,99 @@
+"""The CLI end to end on a tiny config: real Trainer, real files, skipping and recomputing stages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from attrdistill.cli import main
+
+TINY = [
+    "data.n_teacher_train=64", "data.n_student_train=16", "data.n_valid=8", "data.n_test=12",
+    "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=4", "teacher.train.eval_steps=2",
+    "teacher.train.batch_size=16",
+    "student.d_model=16", "student.d_ff=32", "student.train.max_steps=2", "student.train.eval_steps=1",
+    "student.train.batch_size=8", "eval.max_new_tokens=4", "attribution.k=3",
+]
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [x for o in overrides for x in ("--set", o)]
+
+
+def _done_times(run: Path) -> dict[str, float]:
+    return {str(p.relative_to(run)): p.stat().st_mtime_ns for p in run.rglob("DONE.json")}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    assert main(["run", "--out", str(run), *_sets(TINY)]) == 0
+    return run
+
+
+def test_run_writes_metrics_in_range(run_dir):
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 <= m["teacher"]["accuracy"] <= 1
+    assert set(m["students"]) == {"standard", "random", "saliency", "oracle"}
+    for s in m["students"].values():
+        assert 0 <= s["accuracy"] <= 1 and s["std"] == 0.0 and list(s["per_seed"]) == ["0"]
+    a = m["attribution"]
+    assert 0 <= a["recall_at_k"] <= 1 and 0 <= a["random_recall_at_k"] <= 1 and a["k"] == 3
+    assert a["n_examples"] == 16
+    for stage in ("data", "finetune", "attribute", "distill", "evaluate", "report"):
+        assert m["timing"][f"{stage}_s"] >= 0
+    assert m["timing"]["finetune_s"] > 0
+
+
+def test_run_directory_holds_every_artifact(run_dir):
+    for path in ["config.yaml", "log.txt", "report.md", "data/test.jsonl", "data/tokenizer/tokenizer.json",
+                 "teacher/model/config.json", "teacher/log_history.json", "attributions/saliency.jsonl",
+                 "attributions/random.jsonl", "students/oracle/seed0/model/config.json",
+                 "predictions/saliency-seed0/test.jsonl"]:
+        assert (run_dir / path).is_file(), path
+    rationale = json.loads((run_dir / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
+    assert len(rationale["top"]) == 3 and rationale["rationale"].count(",") == 2
+    report = (run_dir / "report.md").read_text()
+    assert "| student: oracle |" in report and "Recall@3" in report
+    assert sum(line.startswith("| ") and "predict" not in line for line in report.splitlines()) >= 5
+
+
+def test_second_run_skips_finished_stages(run_dir, caplog):
+    before = _done_times(run_dir)
+    with caplog.at_level(logging.INFO, logger="attrdistill"):
+        assert main(["run", "--out", str(run_dir), *_sets(TINY)]) == 0
+    assert _done_times(run_dir) == before, "no finished output may be rewritten"
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skip ")]
+    assert len(skipped) == 1 + 1 + 1 + 4 + 5, skipped   # data, teacher, attribution, 4 students, 5 evaluations
+
+
+def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
+    before = _done_times(run_dir)
+    assert main(["attribute", str(run_dir), "--set", "attribution.k=2"]) == 0
+    assert main(["distill", str(run_dir)]) == 0
+    after = _done_times(run_dir)
+    changed = {k for k in before if after.get(k) != before[k]}
+    assert changed == {"attributions/DONE.json", "students/saliency/seed0/DONE.json",
+                       "students/random/seed0/DONE.json"}
+    assert main(["evaluate", str(run_dir)]) == 0 and main(["report", str(run_dir)]) == 0
+    assert json.loads((run_dir / "metrics.json").read_text())["attribution"]["k"] == 2
+
+
+def test_verb_on_a_missing_run_directory_fails_clearly(tmp_path, caplog):
+    assert main(["attribute", str(tmp_path / "nope")]) == 2
+    assert "not a run directory" in caplog.text
+
+
+def test_console_script_help_lists_verbs_and_config_keys():
+    out = subprocess.run([sys.executable, "-m", "attrdistill.cli", "run", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--set" in out and "attribution.k" in out and "distill.rationale_weight" in out
+    top = subprocess.run([sys.executable, "-m", "attrdistill.cli", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    for verb in ("run", "finetune", "attribute", "distill", "evaluate", "report"):
+        assert verb in top

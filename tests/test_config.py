@@ -1,0 +1,70 @@
+"""Config: defaults in one place, YAML round trip, overrides, and clear errors that name the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from attrdistill.config import ConfigError, RunConfig, dump_config, field_docs, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_packaged_default_yaml_is_the_dataclass_defaults():
+    text = (ROOT / "attrdistill" / "configs" / "default.yaml").read_text()
+    assert text == dump_config(RunConfig()), "regenerate it: attrdistill config > attrdistill/configs/default.yaml"
+    assert load_config(ROOT / "configs" / "default.yaml") == RunConfig()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_config_file_loads_and_validates(path):
+    assert isinstance(load_config(path), RunConfig)
+
+
+def test_every_field_is_documented():
+    docs = field_docs()
+    assert len(docs) > 40
+    assert all(doc for _, _, doc in docs), [k for k, _, d in docs if not d]
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: mine\nteacher:\n  train:\n    max_steps: 7\nattribution: {k: 3}\n")
+    cfg = load_config(path, ["distill.seeds=[0, 1, 2]", "teacher.train.learning_rate=1e-4"])
+    assert (cfg.name, cfg.teacher.train.max_steps, cfg.attribution.k) == ("mine", 7, 3)
+    assert cfg.distill.seeds == [0, 1, 2] and cfg.teacher.train.learning_rate == 1e-4
+    assert cfg.teacher.d_model == RunConfig().teacher.d_model, "unset fields keep their defaults"
+    assert cfg.student.train.max_steps == RunConfig().student.train.max_steps
+    assert load_config(None, ["teacher.train.learning_rate=1"]).teacher.train.learning_rate == 1.0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("teacher.d_modl=3", "did you mean 'teacher.d_model'"),
+    ("atribution.k=3", "did you mean 'attribution'"),
+    ("attribution.k=0", "attribution.k: expected a value > 0"),
+    ("attribution.k=two", "attribution.k: expected int"),
+    ("distill.rationale_weight=-0.5", "distill.rationale_weight: expected a value >= 0"),
+    ("teacher.train.learning_rate=0", "teacher.train.learning_rate: expected a value > 0"),
+    ("distill.variants=[standard, magic]", "unknown variant 'magic'"),
+    ("attribution.aggregation=median", "attribution.aggregation: expected one of sum, max, mean"),
+    ("teacher.gradient_checkpointing=3", "expected bool"),
+    ("teacher=3", "teacher: expected a mapping"),
+    ("nokeyvalue", "expected key=value"),
+])
+def test_bad_values_name_the_field(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(None, [override])
+
+
+def test_bad_files_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("teacher: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("distill:\n  seedz: [1]\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: unknown config key 'distill.seedz'"):
+        load_config(wrong)

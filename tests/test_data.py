@@ -1,0 +1,44 @@
+"""The built-in task: deterministic, well-formed, and its ground truth really decides the label."""
+
+from __future__ import annotations
+
+from attrdistill.config import DataConfig
+from attrdistill.data import build_splits
+from attrdistill.data.synthetic import PLACES, TOOLS, generate
+from attrdistill.evaluation import accuracy, normalize
+from attrdistill.words import words
+
+
+def test_generator_is_deterministic_and_seeded():
+    assert generate(20, seed=5) == generate(20, seed=5)
+    assert generate(20, seed=5) != generate(20, seed=6)
+
+
+def test_examples_are_well_formed():
+    for ex in generate(300, seed=1):
+        w = words(ex.input)
+        assert 15 <= sum(x.isalnum() for x in w) <= 40
+        tool, place = sorted((w[i] for i in ex.decisive), key=lambda x: x in PLACES)
+        assert tool in TOOLS and place in PLACES
+        assert ex.label == f"{TOOLS[tool]} {PLACES[place]}", "the label combines both decisive words"
+        assert not set(ex.label.split()) & set(w), "no label word is copied from the input"
+
+
+def test_distractors_share_the_decisive_vocabulary():
+    """Finding the decisive words takes context: other tools and places occur in the same input."""
+    exs = generate(300, seed=2)
+    with_other_tool = sum(any(x in TOOLS and i not in ex.decisive for i, x in enumerate(words(ex.input)))
+                          for ex in exs)
+    assert with_other_tool == len(exs)
+
+
+def test_splits_have_the_configured_sizes_and_differ():
+    splits = build_splits(DataConfig(n_teacher_train=50, n_student_train=20, n_valid=10, n_test=15))
+    assert {k: len(v) for k, v in splits.items()} == {"teacher_train": 50, "student_train": 20, "valid": 10,
+                                                      "test": 15}
+    assert not {ex.input for ex in splits["test"]} & {ex.input for ex in splits["student_train"]}
+
+
+def test_accuracy_is_whitespace_insensitive_exact_match():
+    assert normalize(" climb  dark ") == "climb dark"
+    assert accuracy(["climb dark", "climb  wet", "x"], ["climb dark", "climb wet", "y"]) == 2 / 3
