@@ -9,6 +9,7 @@ and a test keeps the two equal. Validation happens on load, before any work, and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -32,7 +33,7 @@ def _f(default: Any, doc: str) -> Any:
 
 
 def _copy(value: Any) -> Any:
-    return dataclasses.replace(value) if dataclasses.is_dataclass(value) else list(value)
+    return copy.deepcopy(value)   # nested sections must never be shared between configs
 
 
 @dataclass
@@ -106,10 +107,10 @@ class RunConfig:
     name: str = _f("default", "Run name; the run directory is runs/<name> unless --out is given.")
     data: DataConfig = _f(DataConfig(), "Which task and how much of it.")
     teacher: ModelConfig = _f(ModelConfig(d_model=128, d_ff=512, num_layers=2, num_heads=4,
-                                          train=TrainConfig(max_steps=800, eval_steps=200)),
+                                          train=TrainConfig(max_steps=600, eval_steps=200)),
                               "The teacher model and its fine-tuning.")
     student: ModelConfig = _f(ModelConfig(d_model=64, d_ff=256, num_layers=2, num_heads=4,
-                                          train=TrainConfig(max_steps=400, eval_steps=100)),
+                                          train=TrainConfig(max_steps=500, eval_steps=100)),
                               "The student model and its training (shared by every variant).")
     attribution: AttributionConfig = _f(AttributionConfig(), "How the teacher's rationales are computed.")
     distill: DistillConfig = _f(DistillConfig(), "Which students to train.")
@@ -146,6 +147,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        try:   # YAML 1.1 reads 1e-4 (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     if tp is bool and not isinstance(value, bool) or tp is not bool and isinstance(value, bool):
         raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
     if not isinstance(value, tp):

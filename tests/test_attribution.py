@@ -35,13 +35,13 @@ def test_saliency_equals_per_token_reference(word_tok, examples):
     model = tiny_t5(len(word_tok))
     feats, batch = _batch(word_tok, examples[:4])
     fast = saliency(model, batch)
+    assert all(p.grad is None for p in model.parameters()), "parameters must stay frozen"
+    assert all(p.requires_grad for p in model.parameters()), "requires_grad is restored afterwards"
     for row, f in enumerate(feats):
         ref = reference_saliency(model, f["input_ids"], f["labels"])
         n = len(f["input_ids"])
         torch.testing.assert_close(fast[row, :n], ref, atol=1e-5, rtol=1e-5)
         assert torch.all(fast[row, n:] == 0), "padding must get no score"
-    assert all(p.grad is None for p in model.parameters()), "parameters must stay frozen"
-    assert all(p.requires_grad for p in model.parameters()), "requires_grad is restored afterwards"
 
 
 def test_saliency_on_the_t5_sentencepiece_tokenizer(shared, examples):
