@@ -2,6 +2,7 @@
 
     attrdistill run [CONFIG.yaml] [--set key=value ...] [--out DIR]   # every stage into runs/<name>
     attrdistill finetune|attribute|distill|evaluate|report RUN_DIR    # one stage of an existing run
+    attrdistill data show cqa --n 3                                    # look at a data source
     attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
 """
 
@@ -14,11 +15,11 @@ import sys
 from pathlib import Path
 
 from attrdistill import __version__
-from attrdistill.config import ConfigError, dump_config, field_docs, load_config
+from attrdistill.config import ConfigError, DataConfig, dump_config, field_docs, load_config
+from attrdistill.data.sources import show as show_data
 from attrdistill.pipeline import STAGES, run_stages
 
 STAGE_HELP = {
-    "data": "build the task's splits (and a from-scratch tokenizer) in RUN/data",
     "finetune": "fine-tune the teacher on teacher_train into RUN/teacher",
     "attribute": "score input words with the teacher; top-k words become rationales (RUN/attributions)",
     "distill": "train every student variant x seed on student_train (RUN/students)",
@@ -64,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("run_dir", type=Path, help="the run directory (holds config.yaml)")
         _add_overrides(p)
 
+    data = sub.add_parser("data", help="inspect a data source: attrdistill data show SOURCE")
+    show = data.add_subparsers(dest="data_verb", required=True, metavar="show").add_parser(
+        "show", help="split sizes and formatted examples",
+        description="Print split sizes and the first formatted examples of SOURCE: a dataset name "
+                    "(cqa, svamp, anli1, esnli, read from --path), a DSbS folder, or a .jsonl/.csv file.")
+    show.add_argument("source")
+    show.add_argument("--n", type=int, default=3, help="how many examples to print (default 3)")
+    show.add_argument("--split", help="which split to print (default: the first)")
+    show.add_argument("--path", type=Path, default=Path(DataConfig().path), help="DSbS release folder for names")
+    show.add_argument("--input-field", default="input", help="input column of a .jsonl/.csv file")
+    show.add_argument("--label-field", default="label", help="label column of a .jsonl/.csv file")
+
     cfg = sub.add_parser("config", help="print the resolved config with every field documented",
                          epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cfg.add_argument("config", nargs="?", help="YAML config to resolve (default: built-in defaults)")
@@ -76,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
+        if args.verb == "data":
+            print(show_data(args.source, args.path, args.n, args.split, args.input_field, args.label_field))
+            return 0
         if args.verb == "config":
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0

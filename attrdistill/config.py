@@ -38,7 +38,11 @@ def _copy(value: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    source: str = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package).")
+    source: str = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package), or a "
+                                "Distilling Step-by-Step dataset read from data.path: cqa, svamp, anli1, esnli.")
+    path: str = _f("../shared/data/dsbs", "DSbS release folder (holds cqa/, svamp/, anli1/, esnli/).")
+    nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... Hypothesis: ...).")
+    limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
     n_teacher_train: int = _f(6000, "Builtin task: examples the teacher is fine-tuned on.")
     n_student_train: int = _f(300, "Builtin task: examples the students learn from (the low-data regime).")
     n_valid: int = _f(300, "Builtin task: validation examples (checkpoint selection).")
@@ -91,7 +95,8 @@ class AttributionConfig:
 class DistillConfig:
     variants: list[str] = _f(["standard", "random", "saliency", "oracle"],
                              "Students to train: standard (label only), saliency (teacher's top-k words), "
-                             "random (k random input words), oracle (the task's true decisive words).")
+                             "random (k random input words), oracle (the task's true decisive words), dsbs (the "
+                             "data's LLM rationales, Distilling Step-by-Step).")
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
 
@@ -118,13 +123,14 @@ class RunConfig:
 
 
 CHOICES = {
-    "data.source": ("builtin",),
+    "data.source": ("builtin", "cqa", "svamp", "anli1", "esnli"),
+    "data.nli_format": ("eos", "text"),
     "teacher.dtype": ("float32", "bfloat16", "float16"),
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
     "attribution.order": ("score", "position"),
 }
-VARIANTS = ("standard", "random", "saliency", "oracle")
+VARIANTS = ("standard", "random", "saliency", "oracle", "dsbs")
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -208,6 +214,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     for path in positive:
         if get(path) <= 0:
             raise ConfigError(f"{path}: expected a value > 0, got {get(path)!r}")
+    if cfg.data.limit < 0:
+        raise ConfigError(f"data.limit: expected a value >= 0, got {cfg.data.limit}")
     if cfg.distill.rationale_weight < 0:
         raise ConfigError(f"distill.rationale_weight: expected a value >= 0, got {cfg.distill.rationale_weight}")
     for role in ("teacher", "student"):

@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from attrdistill.arith import same_value
 from attrdistill.features import collate, encode, length_batches
 
 
@@ -19,10 +20,20 @@ def normalize(text: str) -> str:
     return " ".join(text.replace(" ,", ",").replace(" .", ".").split())
 
 
-def accuracy(predictions: Sequence[str], labels: Sequence[str]) -> float:
+def exact_match(prediction: str, label: str) -> bool:
+    return normalize(prediction) == normalize(label)
+
+
+def matcher(source: str) -> Callable[[str, str], bool]:
+    """How a prediction is judged for a task: SVAMP equations by value (safe evaluator), others exactly."""
+    return same_value if source == "svamp" else exact_match
+
+
+def accuracy(predictions: Sequence[str], labels: Sequence[str],
+             correct: Callable[[str, str], bool] = exact_match) -> float:
     if len(predictions) != len(labels) or not labels:
         raise ValueError(f"accuracy: {len(predictions)} predictions for {len(labels)} labels")
-    return sum(normalize(p) == normalize(g) for p, g in zip(predictions, labels)) / len(labels)
+    return sum(correct(p, g) for p, g in zip(predictions, labels)) / len(labels)
 
 
 @torch.no_grad()

@@ -28,7 +28,7 @@ from attrdistill.attribution import attribute, recall_at_k
 from attrdistill.config import RunConfig, dump_config, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
-from attrdistill.evaluation import accuracy, normalize, predict
+from attrdistill.evaluation import accuracy, matcher, predict
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.training import train
 from attrdistill.words import words
@@ -96,7 +96,8 @@ def load_split(run: Path, split: str) -> list[Example]:
 # ---- fingerprints: what each output depends on ---------------------------------------------------
 
 def fp_data(cfg: RunConfig) -> str:
-    return fingerprint("data", __version__, to_dict(cfg.data), cfg.teacher.tokenizer, cfg.teacher.model)
+    roles = [(m.model, m.tokenizer) for m in (cfg.teacher, cfg.student)]
+    return fingerprint("data", __version__, to_dict(cfg.data), roles)
 
 
 def fp_teacher(cfg: RunConfig) -> str:
@@ -129,7 +130,7 @@ def stage_data(run: Path, cfg: RunConfig) -> dict:
         splits = build_splits(cfg.data)
         for name in SPLITS:
             write_jsonl(run / "data" / f"{name}.jsonl", splits[name])
-        if not (cfg.teacher.model or cfg.teacher.tokenizer):
+        if any(not (m.model or m.tokenizer) for m in (cfg.teacher, cfg.student)):
             texts = [t for name in ("teacher_train", "student_train") for ex in splits[name] for t in (ex.input, ex.label)]
             tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
             tok.save_pretrained(run / "data" / "tokenizer")
@@ -156,7 +157,7 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
         tok = load_tokenizer(cfg.teacher, run / "data" / "tokenizer")
         model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed)
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
-                     cfg.teacher, out)
+                     cfg.teacher, out, correct=matcher(cfg.data.source))
     return run_unit(out, fp_teacher(cfg), "finetune teacher", work)
 
 
@@ -183,6 +184,10 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
     """id -> rationale text of a student variant; None for the label-only student."""
     if variant == "standard":
         return None
+    if variant == "dsbs":
+        if any(ex.rationale is None for ex in examples):
+            raise ValueError("distill.variants: 'dsbs' needs the data's LLM rationales, which this data lacks")
+        return {ex.id: ex.rationale for ex in examples}
     if variant == "oracle":
         if any(not ex.decisive for ex in examples):
             raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
@@ -206,7 +211,8 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
                 tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
                 model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed)
                 return train(model, tok, _rows(examples, cfg, rationales), valid, cfg.student, out,
-                             rationale_weight=cfg.distill.rationale_weight, seed=seed)
+                             rationale_weight=cfg.distill.rationale_weight, seed=seed,
+                             correct=matcher(cfg.data.source))
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
                                                         f"distill {variant} seed {seed}", work)
     return {"seconds": sum(r["seconds"] for r in records.values())}
@@ -234,10 +240,10 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
             model, tok = load_trained(model_dir / "model")
             role = cfg.teacher if model_dir.name == "teacher" else cfg.student
             preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
+            correct = matcher(cfg.data.source)
             write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
-                                              "correct": normalize(p) == normalize(ex.label)}
-                                             for ex, p in zip(test, preds)])
-            return {"accuracy": accuracy(preds, [ex.label for ex in test]), "n": len(test)}
+                                              "correct": correct(p, ex.label)} for ex, p in zip(test, preds)])
+            return {"accuracy": accuracy(preds, [ex.label for ex in test], correct), "n": len(test)}
         seconds += run_unit(out, fp_eval(cfg, model_fp), f"evaluate {name}", work)["seconds"]
     return {"seconds": seconds}
 

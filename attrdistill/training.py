@@ -14,14 +14,14 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from attrdistill.config import ModelConfig
-from attrdistill.evaluation import normalize
+from attrdistill.evaluation import exact_match
 from attrdistill.features import collate, encode
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,8 @@ def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> li
 
 
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
-          cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0) -> dict[str, Any]:
+          cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
+          correct: Callable[[str, str], bool] = exact_match) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model."""
     t = cfg.train
     args = Seq2SeqTrainingArguments(
@@ -89,7 +90,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         labels = np.where(pred.label_ids < 0, tokenizer.pad_token_id, pred.label_ids)
         p = tokenizer.batch_decode(preds, skip_special_tokens=True)
         g = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return {"accuracy": float(np.mean([normalize(a) == normalize(b) for a, b in zip(p, g)]))}
+        return {"accuracy": float(np.mean([correct(a, b) for a, b in zip(p, g)]))}
 
     trainer = TwoTaskTrainer(
         model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg),

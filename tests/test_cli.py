@@ -97,3 +97,23 @@ def test_console_script_help_lists_verbs_and_config_keys():
                          check=True).stdout
     for verb in ("run", "finetune", "attribute", "distill", "evaluate", "report"):
         assert verb in top
+
+
+def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
+    """`teacher.model` takes a hub id or a directory through the same code; here a directory we save."""
+    from transformers import AutoTokenizer
+
+    from tests.conftest import tiny_t5
+    tok = AutoTokenizer.from_pretrained(shared / "tokenizers" / "t5")
+    pretrained = tmp_path / "my-t5"
+    tiny_t5(len(tok)).save_pretrained(pretrained)
+    tok.save_pretrained(pretrained)
+    run = tmp_path / "run"
+    sets = _sets(TINY + [f"teacher.model={pretrained}", "distill.variants=[standard, saliency]"])
+    assert main(["run", "--out", str(run), *sets]) == 0
+    assert (run / "data" / "tokenizer" / "tokenizer.json").is_file(), "the from-scratch student gets the task's"
+    teacher_tok = AutoTokenizer.from_pretrained(run / "teacher" / "model")
+    assert len(teacher_tok) == 32100, "the teacher keeps the pretrained model's tokenizer"
+    row = json.loads((run / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
+    assert len(row["top"]) == 3 and all(w.isalnum() for w in row["rationale"].split(", "))
+    assert json.loads((run / "metrics.json").read_text())["students"]["saliency"]["accuracy"] >= 0

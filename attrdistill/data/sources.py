@@ -1,10 +1,18 @@
-"""Task sources: turn the `data` section of a config into the four splits of a run."""
+"""Task sources: turn the `data` section of a config into the four splits of a run.
+
+The built-in task generates every split. A DSbS dataset has one train set: the teacher and the
+students both learn from it (as in the paper); CQA and SVAMP take DSbS's 10% validation split
+(seed 0) from it, ANLI and e-SNLI have their own.
+"""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 from attrdistill.config import DataConfig
-from attrdistill.data import synthetic
-from attrdistill.data.example import Example
+from attrdistill.data import dsbs, synthetic
+from attrdistill.data.example import Example, read_jsonl
 
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
@@ -14,4 +22,57 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         sizes = {"teacher_train": cfg.n_teacher_train, "student_train": cfg.n_student_train,
                  "valid": cfg.n_valid, "test": cfg.n_test}
         return {name: synthetic.generate(n, seed=cfg.seed * 10 + i) for i, (name, n) in enumerate(sizes.items())}
-    raise ValueError(f"data.source: unknown source {cfg.source!r}; expected 'builtin'")
+    if cfg.source in dsbs.NAMES:
+        root = Path(cfg.path)
+        if not root.is_dir():
+            raise FileNotFoundError(f"data.path: {root} is not a folder (expected the DSbS release with {cfg.source}/)")
+        train, test = (dsbs.load_dsbs(root, cfg.source, s, cfg.nli_format) for s in ("train", "test"))
+        if "valid" in dsbs.available_splits(root, cfg.source):
+            valid = dsbs.load_dsbs(root, cfg.source, "valid", cfg.nli_format)
+        else:
+            train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
+        splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
+        return {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
+    raise ValueError(f"data.source: unknown source {cfg.source!r}; expected builtin or one of {', '.join(dsbs.NAMES)}")
+
+
+def read_table(path: Path, input_field: str = "input", label_field: str = "label") -> list[Example]:
+    """A user's own .jsonl or .csv file: one example per row, with the named input and label fields."""
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]   # line 1 is the header
+    elif path.suffix in (".jsonl", ".json"):
+        rows = list(enumerate(read_jsonl(path), 1))
+    else:
+        raise ValueError(f"{path}: expected a .jsonl or .csv file")
+    out = []
+    for n, row in rows:
+        missing = [f for f in (input_field, label_field) if not str(row.get(f) or "").strip()]
+        if missing:
+            raise ValueError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+        out.append(Example(id=str(row.get("id", f"{path.stem}-{n}")), input=str(row[input_field]),
+                           label=str(row[label_field])))
+    return out
+
+
+def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, input_field: str = "input",
+         label_field: str = "label") -> str:
+    """Split sizes and the first `n` formatted examples of a dataset name, a DSbS folder or a file."""
+    path = Path(source)
+    if path.is_file():
+        splits = {path.name: read_table(path, input_field, label_field)}
+    else:
+        name, root = (path.name, path.parent) if path.is_dir() else (source, dsbs_root)
+        if name not in dsbs.NAMES:
+            raise ValueError(f"{source}: expected a dataset name ({', '.join(dsbs.NAMES)}), a DSbS folder or a "
+                             ".jsonl/.csv file")
+        splits = {s: dsbs.load_dsbs(root, name, s) for s in dsbs.available_splits(root, name)}
+    lines = ["split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())]
+    chosen = split or next(iter(splits))
+    if chosen not in splits:
+        raise ValueError(f"--split {chosen}: expected one of {', '.join(splits)}")
+    for ex in splits[chosen][:n]:
+        lines += ["", f"[{chosen}] {ex.id}", f"input: {ex.input!r}", f"label: {ex.label!r}"]
+        if ex.rationale is not None:
+            lines.append(f"rationale: {ex.rationale!r}")
+    return "\n".join(lines)

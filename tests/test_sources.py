@@ -1,0 +1,58 @@
+"""Task sources in a run: DSbS datasets as splits, users' own files, `data show`, task-aware accuracy."""
+
+from __future__ import annotations
+
+import pytest
+
+from attrdistill.cli import main
+from attrdistill.config import DataConfig
+from attrdistill.data.sources import build_splits, read_table, show
+from attrdistill.evaluation import accuracy, matcher
+
+
+def test_cqa_splits_follow_dsbs(shared):
+    splits = build_splits(DataConfig(source="cqa", path=str(shared / "data" / "dsbs")))
+    assert len(splits["teacher_train"]) + len(splits["valid"]) == 9741 and len(splits["test"]) == 1221
+    assert len(splits["valid"]) == 975, "DSbS holds out 10% of train (seed 0) for validation"
+    assert splits["teacher_train"] is splits["student_train"], "teacher and students learn from one train set"
+    assert splits["test"][0].input.startswith("A beaver is know for building prowess")
+    capped = build_splits(DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=7))
+    assert {k: len(v) for k, v in capped.items()} == dict.fromkeys(capped, 7)
+
+
+def test_missing_train_split_says_where_to_get_it(shared):
+    with pytest.raises(FileNotFoundError, match="anli"):
+        build_splits(DataConfig(source="anli1", path=str(shared / "data" / "dsbs")))
+    with pytest.raises(FileNotFoundError, match="data.path"):
+        build_splits(DataConfig(source="cqa", path="/nonexistent/dsbs"))
+
+
+def test_svamp_is_judged_by_value_others_exactly():
+    svamp, cqa = matcher("svamp"), matcher("cqa")
+    assert svamp("(84 / 2)", "( 84.0 / 2.0 )") and not svamp("(84 * 2)", "( 84.0 / 2.0 )")
+    assert not svamp("__import__('os')", "( 1.0 )") and not svamp("1/0", "( 1.0 )")
+    assert cqa("wooded  area", "wooded area") and not cqa("wooded", "wooded area")
+    assert accuracy(["(2+2)", "5"], ["( 4.0 )", "( 4.0 )"], svamp) == 0.5
+
+
+def test_own_files_jsonl_and_csv(tmp_path):
+    jl = tmp_path / "mine.jsonl"
+    jl.write_text('{"q": "is it?", "a": "yes"}\n{"q": "and this?", "a": "no"}\n')
+    rows = read_table(jl, "q", "a")
+    assert [(r.input, r.label) for r in rows] == [("is it?", "yes"), ("and this?", "no")]
+    csv_file = tmp_path / "mine.csv"
+    csv_file.write_text("input,label\nhello there,greeting\n,empty\n")
+    with pytest.raises(ValueError, match=r"mine.csv:3: missing or empty field\(s\) input"):
+        read_table(csv_file)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input": "a", "label": "b"}\n{"input": \n')
+    with pytest.raises(ValueError, match="bad.jsonl:2"):
+        read_table(bad)
+
+
+def test_data_show(shared, capsys):
+    text = show("svamp", shared / "data" / "dsbs", n=2, split="test")
+    assert text.startswith("split sizes: train 800, test 200") and text.count("[test]") == 2
+    assert main(["data", "show", str(shared / "data" / "dsbs" / "cqa"), "--n", "1"]) == 0
+    assert "Answer Choices:" in capsys.readouterr().out
+    assert main(["data", "show", "nonsense"]) == 2
