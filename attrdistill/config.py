@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from attrdistill.paper import SETTINGS
+
 
 class ConfigError(ValueError):
     """A config file or override that does not fit the schema; the message names the field."""
@@ -56,7 +58,8 @@ class DataConfig:
 class TrainConfig:
     learning_rate: float = _f(1e-3, "Peak learning rate of AdamW (linear decay).")
     batch_size: int = _f(32, "Examples per optimizer step (per device).")
-    max_steps: int = _f(1000, "Optimizer steps.")
+    max_steps: int = _f(1000, "Optimizer steps; 0 uses the loaded model as it is (e.g. an already fine-tuned "
+                              "teacher).")
     eval_steps: int = _f(250, "Evaluate validation accuracy and save a checkpoint every this many steps.")
     warmup_steps: int = _f(0, "Linear warm-up steps.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
@@ -76,7 +79,8 @@ class ModelConfig:
     dropout: float = _f(0.1, "From-scratch T5: dropout rate.")
     max_input_length: int = _f(128, "Inputs are truncated to this many tokens.")
     max_target_length: int = _f(32, "Targets (labels, rationales) are truncated to this many tokens.")
-    dtype: str = _f("float32", "Weights dtype: float32, bfloat16 or float16.")
+    dtype: str = _f("float32", "Compute dtype: float32, bfloat16 or float16. On a GPU, bf16/fp16 train with mixed "
+                               "precision (float32 weights) and attribute/evaluate in that dtype.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory in training (large teachers).")
     train: TrainConfig = _f(TrainConfig(), "Optimisation settings.")
 
@@ -98,6 +102,9 @@ class DistillConfig:
                              "random (k random input words), oracle (the task's true decisive words), dsbs (the "
                              "data's LLM rationales, Distilling Step-by-Step).")
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
+    format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target "
+                                 "'w1, w2, ..., so the answer is X' (the answer is read after the last "
+                                 "'so the answer is').")
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
 
 
@@ -120,6 +127,8 @@ class RunConfig:
     attribution: AttributionConfig = _f(AttributionConfig(), "How the teacher's rationales are computed.")
     distill: DistillConfig = _f(DistillConfig(), "Which students to train.")
     eval: EvalConfig = _f(EvalConfig(), "Test-set evaluation.")
+    paper: str | None = _f(None, "Paper setting '<dataset>/<student model>' (e.g. cqa/t5-small) whose published "
+                                 "accuracies the report prints beside the measured ones.")
 
 
 CHOICES = {
@@ -129,6 +138,7 @@ CHOICES = {
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
     "attribution.order": ("score", "position"),
+    "distill.format": ("two_task", "single"),
 }
 VARIANTS = ("standard", "random", "saliency", "oracle", "dsbs")
 
@@ -210,7 +220,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     for role in ("teacher", "student"):
         positive += [f"{role}.{n}" for n in ("d_model", "d_ff", "num_layers", "num_heads", "max_input_length",
                                              "max_target_length")]
-        positive += [f"{role}.train.{n}" for n in ("learning_rate", "batch_size", "max_steps", "eval_steps")]
+        positive += [f"{role}.train.{n}" for n in ("learning_rate", "batch_size", "eval_steps")]
+    if cfg.student.train.max_steps <= 0 or cfg.teacher.train.max_steps < 0:
+        raise ConfigError("student.train.max_steps: expected a value > 0 (teacher.train.max_steps may be 0: "
+                          f"no fine-tuning), got {cfg.student.train.max_steps} / {cfg.teacher.train.max_steps}")
+    if cfg.paper is not None and cfg.paper not in SETTINGS:
+        raise ConfigError(f"paper: expected one of {', '.join(SETTINGS)}, got {cfg.paper!r}")
     for path in positive:
         if get(path) <= 0:
             raise ConfigError(f"{path}: expected a value > 0, got {get(path)!r}")

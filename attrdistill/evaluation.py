@@ -20,13 +20,25 @@ def normalize(text: str) -> str:
     return " ".join(text.replace(" ,", ",").replace(" .", ".").split())
 
 
+ANSWER_MARK = "so the answer is"
+
+
+def answer_of(prediction: str) -> str:
+    """The answer part of a single-sequence output ('w1, w2, so the answer is X' -> 'X')."""
+    return prediction.rsplit(ANSWER_MARK, 1)[-1].strip() if ANSWER_MARK in prediction else prediction
+
+
 def exact_match(prediction: str, label: str) -> bool:
-    return normalize(prediction) == normalize(label)
+    return normalize(answer_of(prediction)) == normalize(label)
+
+
+def svamp_match(prediction: str, label: str) -> bool:
+    return same_value(answer_of(prediction), label)
 
 
 def matcher(source: str) -> Callable[[str, str], bool]:
     """How a prediction is judged for a task: SVAMP equations by value (safe evaluator), others exactly."""
-    return same_value if source == "svamp" else exact_match
+    return svamp_match if source == "svamp" else exact_match
 
 
 def accuracy(predictions: Sequence[str], labels: Sequence[str],

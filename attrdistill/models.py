@@ -49,21 +49,25 @@ def load_tokenizer(cfg: ModelConfig, fallback_dir: Path | None = None) -> PreTra
 def load_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> PreTrainedModel:
     """Pretrained weights when `cfg.model` is set, else a T5 of the configured size, seeded."""
     set_seed(seed)
-    dtype = DTYPES[cfg.dtype]
+    # Trainable weights stay float32; cfg.dtype is the compute dtype (mixed precision on a GPU).
     if cfg.model:
-        model = AutoModelForSeq2SeqLM.from_pretrained(cfg.model, dtype=dtype)
+        model = AutoModelForSeq2SeqLM.from_pretrained(cfg.model, dtype=torch.float32)
     else:
         config = T5Config(vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_model // cfg.num_heads,
                           num_layers=cfg.num_layers, num_heads=cfg.num_heads, dropout_rate=cfg.dropout,
                           decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
                           eos_token_id=tokenizer.eos_token_id)
-        model = T5ForConditionalGeneration(config).to(dtype)
+        model = T5ForConditionalGeneration(config)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model
 
 
-def load_trained(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """A model and tokenizer saved by a stage, in eval mode."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(path)
-    return model.eval(), AutoTokenizer.from_pretrained(path)
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_trained(path: Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A model and tokenizer saved by a stage, in eval mode on the GPU if there is one, in `dtype`."""
+    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=DTYPES[dtype])
+    return model.to(device()).eval(), AutoTokenizer.from_pretrained(path)

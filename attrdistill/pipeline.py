@@ -28,7 +28,8 @@ from attrdistill.attribution import attribute, recall_at_k
 from attrdistill.config import RunConfig, dump_config, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
-from attrdistill.evaluation import accuracy, matcher, predict
+from attrdistill.evaluation import ANSWER_MARK, accuracy, matcher, predict
+from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.training import train
 from attrdistill.words import words
@@ -110,8 +111,8 @@ def fp_attribution(cfg: RunConfig) -> str:
 
 def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
     upstream = fp_attribution(cfg) if variant in RATIONALE_VARIANTS else fp_data(cfg)
-    weight = cfg.distill.rationale_weight if variant != "standard" else None
-    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, weight)
+    how = (cfg.distill.rationale_weight, cfg.distill.format) if variant != "standard" else None
+    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how)
 
 
 def fp_eval(cfg: RunConfig, model_fp: str) -> str:
@@ -142,7 +143,9 @@ def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | 
     rows = []
     for ex in examples:
         row = {"source": cfg.data.predict_prefix + ex.input, "target": ex.label}
-        if rationales is not None:
+        if rationales is not None and cfg.distill.format == "single":
+            row["target"] = f"{rationales[ex.id]}, {ANSWER_MARK} {ex.label}"
+        elif rationales is not None:
             row.update(explain_source=cfg.data.explain_prefix + ex.input, rationale=rationales[ex.id])
         rows.append(row)
     return rows
@@ -156,6 +159,11 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
     def work() -> dict:
         tok = load_tokenizer(cfg.teacher, run / "data" / "tokenizer")
         model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed)
+        if cfg.teacher.train.max_steps == 0:
+            log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning", cfg.teacher.model)
+            model.save_pretrained(out / "model")
+            tok.save_pretrained(out / "model")
+            return {"best_valid_accuracy": None, "steps": 0}
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
                      cfg.teacher, out, correct=matcher(cfg.data.source))
     return run_unit(out, fp_teacher(cfg), "finetune teacher", work)
@@ -168,7 +176,7 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
 
     def work() -> dict:
         examples = load_split(run, "student_train")
-        model, tok = load_trained(run / "teacher" / "model")
+        model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
         result: dict[str, Any] = {}
         for method in dict.fromkeys([cfg.attribution.method, "random"]):
             rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
@@ -237,8 +245,8 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
         out = run / "predictions" / name
 
         def work(model_dir: Path = model_dir) -> dict:
-            model, tok = load_trained(model_dir / "model")
             role = cfg.teacher if model_dir.name == "teacher" else cfg.student
+            model, tok = load_trained(model_dir / "model", role.dtype)
             preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
             correct = matcher(cfg.data.source)
             write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
@@ -279,6 +287,8 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
                         "n_examples": attr[cfg.attribution.method]["n"]},
         "timing": timing,
         "n_test": teacher_eval["n"],
+        "paper": {"setting": cfg.paper, "teacher": paper_accuracy(cfg.paper, "teacher"),
+                  "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
         "version": __version__,
     }
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples, read_jsonl
+from attrdistill.paper import paper_accuracy
 from attrdistill.words import words
 
 
@@ -19,10 +20,13 @@ def write_report(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples:
     seeds = cfg.distill.seeds
     lines = [f"# attrdistill run `{cfg.name}`", "",
              f"Test set: {m['n_test']} examples. Accuracy is exact match after greedy decoding, in %.", "",
-             "## Accuracy", "", "| model | accuracy | std over seeds | seeds |", "|---|---|---|---|",
-             f"| teacher | {_pct(m['teacher']['accuracy'])} | | |"]
+             "## Accuracy", ""]
+    paper = f" | paper ({cfg.paper})" if cfg.paper else ""
+    lines += [f"| model | accuracy | std over seeds | seeds{paper} |", "|---" * (4 + bool(paper)) + "|",
+              f"| teacher | {_pct(m['teacher']['accuracy'])} | | |" + _paper_cell(cfg, "teacher")]
     for variant, s in m["students"].items():
-        lines.append(f"| student: {variant} | {_pct(s['accuracy'])} | {_pct(s['std'])} | {len(seeds)} |")
+        lines.append(f"| student: {variant} | {_pct(s['accuracy'])} | {_pct(s['std'])} | {len(seeds)} |"
+                     + _paper_cell(cfg, variant))
     standard = m["students"].get("standard")
     if standard:
         lines += ["", "Gain over the label-only student (points): " + ", ".join(
@@ -39,6 +43,10 @@ def write_report(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples:
     path = run / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _paper_cell(cfg: RunConfig, variant: str) -> str:
+    return f" {_pct(paper_accuracy(cfg.paper, variant))} |" if cfg.paper else ""
 
 
 def _examples(run: Path, cfg: RunConfig, n: int) -> list[str]:

@@ -82,7 +82,8 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
         report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
         dataloader_pin_memory=torch.cuda.is_available(),
-        bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(), disable_tqdm=False,
+        bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(),
+        fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=False,
     )
 
     def accuracy(pred: Any) -> dict[str, float]:

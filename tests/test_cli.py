@@ -84,6 +84,14 @@ def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
     assert json.loads((run_dir / "metrics.json").read_text())["attribution"]["k"] == 2
 
 
+def test_report_prints_the_papers_numbers_beside_ours(run_dir):
+    assert main(["report", str(run_dir), "--set", "paper=cqa/t5-small"]) == 0
+    report = (run_dir / "report.md").read_text()
+    assert "paper (cqa/t5-small)" in report and "| 44.1 |" in report and "| 81.4 |" in report
+    paper = json.loads((run_dir / "metrics.json").read_text())["paper"]
+    assert paper["students"]["standard"] == pytest.approx(0.441) and paper["students"]["oracle"] is None
+
+
 def test_verb_on_a_missing_run_directory_fails_clearly(tmp_path, caplog):
     assert main(["attribute", str(tmp_path / "nope")]) == 2
     assert "not a run directory" in caplog.text
@@ -109,11 +117,31 @@ def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
     tiny_t5(len(tok)).save_pretrained(pretrained)
     tok.save_pretrained(pretrained)
     run = tmp_path / "run"
-    sets = _sets(TINY + [f"teacher.model={pretrained}", "distill.variants=[standard, saliency]"])
+    sets = _sets(TINY + [f"teacher.model={pretrained}", "distill.variants=[standard, saliency]",
+                         "teacher.train.max_steps=0"])
     assert main(["run", "--out", str(run), *sets]) == 0
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+    used = AutoModelForSeq2SeqLM.from_pretrained(run / "teacher" / "model").state_dict()
+    given = AutoModelForSeq2SeqLM.from_pretrained(pretrained).state_dict()
+    assert all(torch.equal(used[k], given[k]) for k in given), "max_steps 0 uses the given teacher unchanged"
     assert (run / "data" / "tokenizer" / "tokenizer.json").is_file(), "the from-scratch student gets the task's"
     teacher_tok = AutoTokenizer.from_pretrained(run / "teacher" / "model")
     assert len(teacher_tok) == 32100, "the teacher keeps the pretrained model's tokenizer"
     row = json.loads((run / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
     assert len(row["top"]) == 3 and all(w.isalnum() for w in row["rationale"].split(", "))
     assert json.loads((run / "metrics.json").read_text())["students"]["saliency"]["accuracy"] >= 0
+
+
+def test_single_sequence_format_end_to_end(tmp_path):
+    run = tmp_path / "single"
+    sets = _sets(TINY + ["distill.format=single", "distill.variants=[standard, oracle]"])
+    assert main(["run", "--out", str(run), *sets]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["students"]) == {"standard", "oracle"} and 0 <= m["students"]["oracle"]["accuracy"] <= 1
+    from attrdistill.config import load_config
+    from attrdistill.data.example import Example
+    from attrdistill.pipeline import _rows
+    cfg = load_config(run / "config.yaml")
+    (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
+    assert row == {"source": "predict: x y", "target": "x, y, so the answer is yes"}

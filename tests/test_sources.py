@@ -56,3 +56,11 @@ def test_data_show(shared, capsys):
     assert main(["data", "show", str(shared / "data" / "dsbs" / "cqa"), "--n", "1"]) == 0
     assert "Answer Choices:" in capsys.readouterr().out
     assert main(["data", "show", "nonsense"]) == 2
+
+
+def test_single_sequence_answers_are_read_after_the_mark():
+    from attrdistill.evaluation import answer_of
+    assert answer_of("boss, charge, so the answer is in charge of project") == "in charge of project"
+    assert answer_of("plain label") == "plain label"
+    assert matcher("cqa")("a, b, so the answer is wooded area", "wooded area")
+    assert matcher("svamp")("10, 45, so the answer is (10 * 45)", "( 450.0 )")
