@@ -56,8 +56,8 @@ def _examples(run: Path, cfg: RunConfig, n: int) -> list[str]:
     lines = ["| input | label | " + " | ".join(by_method) + (" | decisive |" if examples[0].decisive else " |"),
              "|---" * (2 + len(by_method) + bool(examples[0].decisive)) + "|"]
     for ex in examples:
-        cells = [ex.input.replace("|", "\\|"), ex.label] + [by_method[m][ex.id]["rationale"] for m in by_method]
+        cells = [ex.input, ex.label] + [by_method[m][ex.id]["rationale"] for m in by_method]
         if ex.decisive:
             cells.append(", ".join(words(ex.input)[i] for i in ex.decisive))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", "<br>") for c in cells) + " |")
     return lines
