@@ -17,7 +17,7 @@ from pathlib import Path
 from attrdistill import __version__
 from attrdistill.config import ConfigError, DataConfig, dump_config, field_docs, load_config
 from attrdistill.data.sources import show as show_data
-from attrdistill.pipeline import STAGES, run_stages
+from attrdistill.pipeline import run_stages
 
 STAGE_HELP = {
     "finetune": "fine-tune the teacher on teacher_train into RUN/teacher",

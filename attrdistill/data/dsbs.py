@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from attrdistill.data.example import Example
+from attrdistill.data.example import Example, read_jsonl_lines
 
 NAMES = ("cqa", "svamp", "anli1", "esnli")
 NLI_LABELS = ("entailment", "neutral", "contradiction")   # DSbS's mapping of the gold ints 0, 1, 2
@@ -134,21 +134,6 @@ def _split_file(root: Path, name: str, split: str) -> Path:
     raise FileNotFoundError(" ".join(m for m in message if m))
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line of a JSON Lines file."""
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            yield line_no, row
-
-
 def _llm_files(root: Path, name: str, split: str) -> list[Path]:
     """The `<split>_CoT_<i>.json` files in numeric order of i (so 10 comes after 9, not after 1)."""
     folder = Path(root) / name / "llm"
@@ -211,7 +196,7 @@ def _rows(root: Path, name: str, split: str) -> tuple[Path, list[tuple[int, dict
     _check_name(name)
     _check_split(split)
     path = _split_file(root, name, split)
-    rows = list(_read_lines(path))
+    rows = read_jsonl_lines(path)
     for line_no, row in rows:
         missing = [k for k in _REQUIRED[name] if k not in row]
         if missing:

@@ -34,25 +34,33 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     os.replace(tmp, path)
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; bad lines raise ValueError naming file and line."""
     rows = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            rows.append((n, row))
     return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [row for _, row in read_jsonl_lines(path)]
 
 
 def read_examples(path: Path) -> list[Example]:
     fields = {f.name for f in dataclasses.fields(Example)}
     out = []
-    for n, row in enumerate(read_jsonl(path), 1):
+    for n, row in read_jsonl_lines(path):
         missing = {"id", "input", "label"} - set(row)
         if missing:
-            raise ValueError(f"{path}: row {n}: missing field(s) {', '.join(sorted(missing))}")
+            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(sorted(missing))}")
         out.append(Example(**{k: v for k, v in row.items() if k in fields}))
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, synthetic
-from attrdistill.data.example import Example, read_jsonl
+from attrdistill.data.example import Example, read_jsonl_lines
 
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
@@ -42,7 +42,7 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
         with open(path, encoding="utf-8", newline="") as fh:
             rows = [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]   # line 1 is the header
     elif path.suffix in (".jsonl", ".json"):
-        rows = list(enumerate(read_jsonl(path), 1))
+        rows = read_jsonl_lines(path)
     else:
         raise ValueError(f"{path}: expected a .jsonl or .csv file")
     out = []
