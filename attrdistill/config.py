@@ -40,11 +40,18 @@ def _copy(value: Any) -> Any:
 
 @dataclass
 class DataConfig:
-    source: str = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package), or a "
-                                "Distilling Step-by-Step dataset read from data.path: cqa, svamp, anli1, esnli.")
+    source: str = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package), a "
+                                "Distilling Step-by-Step dataset read from data.path (cqa, svamp, anli1, esnli), "
+                                "or 'files' (your own .jsonl/.csv, see train_file).")
     path: str = _f("../shared/data/dsbs", "DSbS release folder (holds cqa/, svamp/, anli1/, esnli/).")
     nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... Hypothesis: ...).")
     limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
+    train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
+    valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
+    test_file: str | None = _f(None, "source 'files': test file.")
+    input_field: str = _f("input", "source 'files': the column holding the input text.")
+    label_field: str = _f("label", "source 'files': the column holding the label.")
+    rationale_field: str | None = _f(None, "source 'files': optional column of given rationales (the dsbs variant).")
     n_teacher_train: int = _f(6000, "Builtin task: examples the teacher is fine-tuned on.")
     n_student_train: int = _f(300, "Builtin task: examples the students learn from (the low-data regime).")
     n_valid: int = _f(300, "Builtin task: validation examples (checkpoint selection).")
@@ -132,7 +139,7 @@ class RunConfig:
 
 
 CHOICES = {
-    "data.source": ("builtin", "cqa", "svamp", "anli1", "esnli"),
+    "data.source": ("builtin", "cqa", "svamp", "anli1", "esnli", "files"),
     "data.nli_format": ("eos", "text"),
     "teacher.dtype": ("float32", "bfloat16", "float16"),
     "student.dtype": ("float32", "bfloat16", "float16"),
@@ -229,6 +236,11 @@ def validate(cfg: RunConfig) -> RunConfig:
     for path in positive:
         if get(path) <= 0:
             raise ConfigError(f"{path}: expected a value > 0, got {get(path)!r}")
+    if cfg.data.source == "files":
+        for key in ("train_file", "test_file") + (("valid_file",) if cfg.data.valid_file else ()):
+            value = getattr(cfg.data, key)
+            if not value or not Path(value).is_file():
+                raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', got {value!r}")
     if cfg.data.limit < 0:
         raise ConfigError(f"data.limit: expected a value >= 0, got {cfg.data.limit}")
     if cfg.distill.rationale_weight < 0:

@@ -64,3 +64,18 @@ def test_single_sequence_answers_are_read_after_the_mark():
     assert answer_of("plain label") == "plain label"
     assert matcher("cqa")("a, b, so the answer is wooded area", "wooded area")
     assert matcher("svamp")("10, 45, so the answer is (10 * 45)", "( 450.0 )")
+
+
+def test_own_files_as_a_run_source(tmp_path):
+    from attrdistill.config import ConfigError, load_config
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(f'{{"q": "question {i}", "a": "answer {i % 3}", "why": "w{i}"}}\n' for i in range(30)))
+    test = tmp_path / "test.csv"
+    test.write_text("q,a\nwhat now,answer 1\nand then,answer 2\n")
+    cfg = load_config(None, ["data.source=files", f"data.train_file={train}", f"data.test_file={test}",
+                             "data.input_field=q", "data.label_field=a", "data.rationale_field=why"])
+    splits = build_splits(cfg.data)
+    assert len(splits["student_train"]) == 27 and len(splits["valid"]) == 3 and len(splits["test"]) == 2
+    assert splits["student_train"][0].rationale.startswith("w") and splits["test"][0].rationale == ""
+    with pytest.raises(ConfigError, match="data.test_file: expected an existing"):
+        load_config(None, ["data.source=files", f"data.train_file={train}"])

@@ -27,17 +27,24 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         if not root.is_dir():
             raise FileNotFoundError(f"data.path: {root} is not a folder (expected the DSbS release with {cfg.source}/)")
         train, test = (dsbs.load_dsbs(root, cfg.source, s, cfg.nli_format) for s in ("train", "test"))
-        if "valid" in dsbs.available_splits(root, cfg.source):
-            valid = dsbs.load_dsbs(root, cfg.source, "valid", cfg.nli_format)
-        else:
-            train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
-        splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
-        return {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
-    raise ValueError(f"data.source: unknown source {cfg.source!r}; expected builtin or one of {', '.join(dsbs.NAMES)}")
+        has_valid = "valid" in dsbs.available_splits(root, cfg.source)
+        valid = dsbs.load_dsbs(root, cfg.source, "valid", cfg.nli_format) if has_valid else None
+    elif cfg.source == "files":
+        fields = (cfg.input_field, cfg.label_field, cfg.rationale_field)
+        train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
+        valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
+    else:
+        raise ValueError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
+                         f"{', '.join(dsbs.NAMES)}")
+    if valid is None:   # as DSbS does for CQA and SVAMP
+        train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
+    splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
+    return {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
 
 
-def read_table(path: Path, input_field: str = "input", label_field: str = "label") -> list[Example]:
-    """A user's own .jsonl or .csv file: one example per row, with the named input and label fields."""
+def read_table(path: Path, input_field: str = "input", label_field: str = "label",
+               rationale_field: str | None = None) -> list[Example]:
+    """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields."""
     if path.suffix == ".csv":
         with open(path, encoding="utf-8", newline="") as fh:
             rows = [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]   # line 1 is the header
@@ -50,8 +57,9 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
         missing = [f for f in (input_field, label_field) if not str(row.get(f) or "").strip()]
         if missing:
             raise ValueError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+        rationale = str(row.get(rationale_field) or "") if rationale_field else None
         out.append(Example(id=str(row.get("id", f"{path.stem}-{n}")), input=str(row[input_field]),
-                           label=str(row[label_field])))
+                           label=str(row[label_field]), rationale=rationale))
     return out
 
 
