@@ -83,11 +83,15 @@ def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict]) -> dict:
     return record
 
 
-def require(out: Path, what: str, verb: str) -> dict:
+def require(out: Path, what: str, verb: str, fp: str) -> dict:
+    """The DONE record of an input stage; a clear error if it is missing or made with another config."""
     done = out / "DONE.json"
     if not done.is_file():
         raise RuntimeError(f"{what} is missing ({done}); run `attrdistill {verb}` on this run directory first")
-    return json.loads(done.read_text())
+    record = completed(out, fp)
+    if record is None:
+        raise RuntimeError(f"{what} ({out}) was made with another config; run `attrdistill {verb}` again first")
+    return record
 
 
 def load_split(run: Path, split: str) -> list[Example]:
@@ -153,7 +157,7 @@ def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | 
 
 def stage_finetune(run: Path, cfg: RunConfig) -> dict:
     """Fine-tune the teacher on teacher_train, keeping the best checkpoint by validation accuracy."""
-    require(run / "data", "the data stage", "run")
+    require(run / "data", "the data stage", "run", fp_data(cfg))
     out = run / "teacher"
 
     def work() -> dict:
@@ -171,7 +175,7 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
 
 def stage_attribute(run: Path, cfg: RunConfig) -> dict:
     """Rationales for student_train: the teacher's top-k words by `attribution.method`, and random words."""
-    require(run / "teacher", "the fine-tuned teacher", "finetune")
+    require(run / "teacher", "the fine-tuned teacher", "finetune", fp_teacher(cfg))
     out = run / "attributions"
 
     def work() -> dict:
@@ -206,8 +210,9 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
 
 def stage_distill(run: Path, cfg: RunConfig) -> dict:
     """Train one student per (variant, seed) on student_train."""
+    require(run / "data", "the data stage", "run", fp_data(cfg))
     if any(v in RATIONALE_VARIANTS for v in cfg.distill.variants):
-        require(run / "attributions", "the teacher's rationales", "attribute")
+        require(run / "attributions", "the teacher's rationales", "attribute", fp_attribution(cfg))
     examples, valid = load_split(run, "student_train"), _rows(load_split(run, "valid"), cfg)
     records = {}
     for variant in cfg.distill.variants:
@@ -241,7 +246,7 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
     sources = [cfg.data.predict_prefix + ex.input for ex in test]
     seconds = 0.0
     for name, (model_dir, model_fp) in _models(run, cfg).items():
-        require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune")
+        require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
 
         def work(model_dir: Path = model_dir) -> dict:

@@ -92,6 +92,11 @@ def test_report_prints_the_papers_numbers_beside_ours(run_dir):
     assert paper["students"]["standard"] == pytest.approx(0.441) and paper["students"]["oracle"] is None
 
 
+def test_a_stage_refuses_inputs_made_with_another_config(run_dir, caplog):
+    assert main(["evaluate", str(run_dir), "--set", "student.train.max_steps=3"]) == 2
+    assert "was made with another config; run `attrdistill distill` again first" in caplog.text
+
+
 def test_verb_on_a_missing_run_directory_fails_clearly(tmp_path, caplog):
     assert main(["attribute", str(tmp_path / "nope")]) == 2
     assert "not a run directory" in caplog.text
