@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    handler: logging.Handler | None = None
     try:
         if args.verb == "data":
             print(show_data(args.source, args.path, args.n, args.split, args.input_field, args.label_field))
@@ -100,27 +101,32 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = args.out or Path("runs") / cfg.name
             if args.force and run_dir.exists():
                 shutil.rmtree(run_dir)
-            _log_to(run_dir)
-            metrics = run_stages(run_dir, cfg)
+        else:
+            run_dir = args.run_dir
+            if not (run_dir / "config.yaml").is_file():
+                raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
+            cfg = load_config(run_dir / "config.yaml", args.overrides)
+        handler = _log_to(run_dir)
+        metrics = run_stages(run_dir, cfg, None if args.verb == "run" else [args.verb])
+        if args.verb == "run":
             _summary(run_dir, metrics)
-            return 0
-        run_dir = args.run_dir
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
-        cfg = load_config(run_dir / "config.yaml", args.overrides)
-        _log_to(run_dir)
-        run_stages(run_dir, cfg, [args.verb])
         return 0
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
         logging.getLogger("attrdistill").error("%s", e)
         return 2
+    finally:
+        if handler is not None:   # main() may run many times in one process (tests, benches)
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
-def _log_to(run_dir: Path) -> None:
+def _log_to(run_dir: Path) -> logging.Handler:
+    """Also log into run_dir/log.txt; the caller removes the handler when the command ends."""
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
+    return handler
 
 
 def _summary(run_dir: Path, metrics: dict) -> None:
