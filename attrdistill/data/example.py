@@ -21,6 +21,7 @@ class Example:
     rationale: str | None = None           # a given free-text rationale (e.g. an LLM's), if the data has one
     decisive: list[int] | None = None      # ground truth: word indices (attrdistill.words) of the words
                                            # that decide the label, in the order the label combines them
+    human: list[int] | None = None         # human-highlighted word indices (CoS-E span, e-SNLI marks), sorted
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
