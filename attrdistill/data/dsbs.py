@@ -2,6 +2,7 @@
 
     root = Path("../shared/data/dsbs")
     test = load_dsbs(root, "cqa", "test")              # list[Example]; .rationale = parsed PaLM CoT rationale
+    test[0].human                                      # CoS-E span as word indices into words(test[0].input)
     train, valid = train_valid_split(load_dsbs(root, "cqa", "train"))   # DSbS's 90/10 split (seed 0)
     spans = human_rationales(root, "cqa", "test")      # {id: CoS-E extractive explanation}
     available_splits(root, "anli1")                    # ["valid", "test"]
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from attrdistill.data.example import Example, read_jsonl_lines
+from attrdistill.data.highlights import span_word_indices
 
 NAMES = ("cqa", "svamp", "anli1", "esnli")
 NLI_LABELS = ("entailment", "neutral", "contradiction")   # DSbS's mapping of the gold ints 0, 1, 2
@@ -177,19 +179,38 @@ def _nli_label(value: Any, where: str) -> str:
     return NLI_LABELS[value]
 
 
-def _example(name: str, row: dict[str, Any], ex_id: str, nli_format: str, where: str) -> Example:
+def format_example(name: str, row: dict[str, Any], ex_id: str, nli_format: str = "eos",
+                   where: str = "") -> Example:
+    """One row (DSbS / hub field names) as DSbS formats it; shared by every loader so inputs stay identical.
+
+    CQA rows with `extractive_explanation` (the CoS-E span) also get `human`: the words of that span
+    inside the question part of the input (see `cqa_human`).
+    """
     if name == "cqa":
         choices = row["choices"]
         if not isinstance(choices, list) or len(choices) != 5:
             raise ValueError(f"{where}: expected 5 answer choices, got {choices!r}")
         options = "\n".join(f"({letter}) {c}" for letter, c in zip("abcde", choices))
-        return Example(id=ex_id, input=f"{row['question']}\nAnswer Choices:\n{options}", label=row["answer"],
-                       choices=list(choices))
+        text = f"{row['question']}\nAnswer Choices:\n{options}"
+        span = row.get("extractive_explanation")
+        human = None if span is None else cqa_human(text, row["question"], span)
+        return Example(id=ex_id, input=text, label=row["answer"], choices=list(choices), human=human)
     if name == "svamp":
         return Example(id=ex_id, input=row["input"], label=row["label"])
     premise, hypothesis = row["premise"], row["hypothesis"]
     text = premise + EOS + hypothesis if nli_format == "eos" else f"Premise: {premise}\nHypothesis: {hypothesis}"
     return Example(id=ex_id, input=text, label=_nli_label(row["label"], where), choices=list(NLI_LABELS))
+
+
+def cqa_human(text: str, question: str, span: Any) -> list[int]:
+    """Word indices (into `words(text)`) of a CoS-E extractive span within the question that starts `text`.
+
+    Every word the span covers counts, punctuation included; a span that is not a string or is not
+    found gives [] rather than an error, since CoS-E spans are noisy annotator copies.
+    """
+    if not isinstance(span, str) or not isinstance(question, str):
+        return []
+    return span_word_indices(text, span, 0, len(question))
 
 
 def _rows(root: Path, name: str, split: str) -> tuple[Path, list[tuple[int, dict[str, Any]]]]:
@@ -221,7 +242,7 @@ def load_dsbs(root: Path, name: str, split: str, nli_format: str = "eos") -> lis
     if nli_format not in NLI_FORMATS:
         raise ValueError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
     path, rows = _rows(root, name, split)
-    examples = [_example(name, row, _row_id(name, split, i, row), nli_format, f"{path}:{line_no}")
+    examples = [format_example(name, row, _row_id(name, split, i, row), nli_format, f"{path}:{line_no}")
                 for i, (line_no, row) in enumerate(rows)]
     outputs = load_llm_outputs(root, name, split)
     if outputs is not None:
