@@ -44,6 +44,11 @@ class DataConfig:
                                 "Distilling Step-by-Step dataset read from data.path (cqa, svamp, anli1, esnli), "
                                 "or 'files' (your own .jsonl/.csv, see train_file).")
     path: str = _f("../shared/data/dsbs", "DSbS release folder (holds cqa/, svamp/, anli1/, esnli/).")
+    loader: str = _f("dsbs", "Where a paper dataset comes from: dsbs (the release at data.path), hub (the `datasets` "
+                             "library by hub name, see data.hub_id) or esnli_csv (esnli only: the e-SNLI CSV files with "
+                             "human highlights, in the folder data.path).")
+    hub_id: str | None = _f(None, "loader hub: a hub id, or a DatasetDict.save_to_disk folder, instead of the default "
+                                  "(cos_e v1.11, ChilleD/SVAMP, facebook/anli, esnli).")
     nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... Hypothesis: ...).")
     limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
     train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
@@ -94,12 +99,26 @@ class ModelConfig:
 
 @dataclass
 class AttributionConfig:
-    method: str = _f("saliency", "Attribution method (see attrdistill.attribution.METHODS).")
+    method: str = _f("saliency", "Attribution method: saliency (the paper's), saliency_stepwise, input_x_gradient, "
+                                 "integrated_gradients, occlusion or random.")
+    target: str = _f("gold", "What is explained: gold (the label, as in the paper) or prediction (the teacher's own "
+                             "greedy output).")
     k: int = _f(5, "Rationale length: the top-k words.")
     aggregation: str = _f("sum", "Sub-word scores to word scores: sum, max or mean.")
     order: str = _f("score", "Order of rationale words: score (highest first) or position.")
     skip_punctuation: bool = _f(True, "Never pick punctuation as a rationale word.")
+    stop_words: list[str] = _f([], "Words never picked as rationale words (case-insensitive); the entry 'english' "
+                                   "adds a built-in list of English function words.")
+    norm: str = _f("l1", "saliency_stepwise: norm of each target token's gradient, l1 or l2.")
+    ig_steps: int = _f(50, "integrated_gradients: quadrature points on the path from the baseline.")
+    ig_baseline: str = _f("pad", "integrated_gradients: baseline embedding, pad (the pad token's embedding at every "
+                                 "position) or zero. T5's RMS norm makes the model almost scale-invariant, so on "
+                                 "the zero path nearly all change happens next to the baseline and the integral "
+                                 "does not converge (completeness fails); pad does.")
+    ig_internal_batch_size: int = _f(256, "integrated_gradients: path points per forward pass.")
     batch_size: int = _f(64, "Examples per backward pass.")
+    shard_size: int = _f(1024, "Examples per cached shard: an interrupted attribution resumes at the next shard, "
+                               "and `accelerate launch` splits the shards across processes.")
 
 
 @dataclass
@@ -107,7 +126,8 @@ class DistillConfig:
     variants: list[str] = _f(["standard", "random", "saliency", "oracle"],
                              "Students to train: standard (label only), saliency (teacher's top-k words), "
                              "random (k random input words), oracle (the task's true decisive words), dsbs (the "
-                             "data's LLM rationales, Distilling Step-by-Step).")
+                             "data's LLM rationales, Distilling Step-by-Step), human (the data's human highlights: CoS-E "
+                             "spans on cqa, e-SNLI marks).")
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
     format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target "
                                  "'w1, w2, ..., so the answer is X' (the answer is read after the last "
@@ -141,13 +161,19 @@ class RunConfig:
 CHOICES = {
     "data.source": ("builtin", "cqa", "svamp", "anli1", "esnli", "files"),
     "data.nli_format": ("eos", "text"),
+    "data.loader": ("dsbs", "hub", "esnli_csv"),
     "teacher.dtype": ("float32", "bfloat16", "float16"),
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
     "attribution.order": ("score", "position"),
+    "attribution.method": ("saliency", "saliency_stepwise", "input_x_gradient", "integrated_gradients", "occlusion",
+                           "random"),
+    "attribution.target": ("gold", "prediction"),
+    "attribution.norm": ("l1", "l2"),
+    "attribution.ig_baseline": ("zero", "pad"),
     "distill.format": ("two_task", "single"),
 }
-VARIANTS = ("standard", "random", "saliency", "oracle", "dsbs")
+VARIANTS = ("standard", "random", "saliency", "oracle", "dsbs", "human")
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -222,7 +248,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"distill.variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
-    positive = ["attribution.k", "attribution.batch_size", "eval.batch_size", "eval.max_new_tokens",
+    positive = ["attribution.k", "attribution.batch_size", "attribution.shard_size", "attribution.ig_steps",
+                "attribution.ig_internal_batch_size", "eval.batch_size", "eval.max_new_tokens",
                 "data.n_student_train", "data.n_valid", "data.n_test", "data.n_teacher_train"]
     for role in ("teacher", "student"):
         positive += [f"{role}.{n}" for n in ("d_model", "d_ff", "num_layers", "num_heads", "max_input_length",
@@ -241,6 +268,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             value = getattr(cfg.data, key)
             if not value or not Path(value).is_file():
                 raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', got {value!r}")
+    if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
+        raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
     if cfg.data.limit < 0:
         raise ConfigError(f"data.limit: expected a value >= 0, got {cfg.data.limit}")
     if cfg.distill.rationale_weight < 0:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 import torch
@@ -28,24 +29,39 @@ def answer_of(prediction: str) -> str:
     return prediction.rsplit(ANSWER_MARK, 1)[-1].strip() if ANSWER_MARK in prediction else prediction
 
 
-def exact_match(prediction: str, label: str) -> bool:
+Choices = Sequence[str] | None
+Matcher = Callable[[str, str, Choices], bool]
+_LETTER = re.compile(r"\(?([a-z])\)?\.?")
+
+
+def exact_match(prediction: str, label: str, choices: Choices = None) -> bool:
     return normalize(answer_of(prediction)) == normalize(label)
 
 
-def svamp_match(prediction: str, label: str) -> bool:
+def cqa_match(prediction: str, label: str, choices: Choices = None) -> bool:
+    """Exact match, or the letter of the gold choice as the input lists it: 'b', '(b)' or '(b).'."""
+    if exact_match(prediction, label):
+        return True
+    letter = _LETTER.fullmatch(normalize(answer_of(prediction)).lower())
+    index = ord(letter.group(1)) - ord("a") if letter else -1
+    return bool(choices) and 0 <= index < len(choices) and normalize(choices[index]) == normalize(label)
+
+
+def svamp_match(prediction: str, label: str, choices: Choices = None) -> bool:
     return same_value(answer_of(prediction), label)
 
 
-def matcher(source: str) -> Callable[[str, str], bool]:
-    """How a prediction is judged for a task: SVAMP equations by value (safe evaluator), others exactly."""
-    return svamp_match if source == "svamp" else exact_match
+def matcher(source: str) -> Matcher:
+    """How a prediction is judged: SVAMP equations by value (safe evaluator), CQA also by choice letter, others exactly."""
+    return {"svamp": svamp_match, "cqa": cqa_match}.get(source, exact_match)
 
 
-def accuracy(predictions: Sequence[str], labels: Sequence[str],
-             correct: Callable[[str, str], bool] = exact_match) -> float:
+def accuracy(predictions: Sequence[str], labels: Sequence[str], correct: Matcher = exact_match,
+             choices: Sequence[Choices] | None = None) -> float:
     if len(predictions) != len(labels) or not labels:
         raise ValueError(f"accuracy: {len(predictions)} predictions for {len(labels)} labels")
-    return sum(correct(p, g) for p, g in zip(predictions, labels)) / len(labels)
+    choices = choices or [None] * len(labels)
+    return sum(correct(p, g, c) for p, g, c in zip(predictions, labels, choices)) / len(labels)
 
 
 @torch.no_grad()

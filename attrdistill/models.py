@@ -19,6 +19,7 @@ from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel,
                           T5Config, T5ForConditionalGeneration, set_seed)
 
 from attrdistill.config import ModelConfig
+from attrdistill.distributed import launched, state
 from attrdistill.words import WORD_RE
 
 SPECIALS = ["<pad>", "</s>", "<unk>"]   # ids 0, 1, 2: T5's convention
@@ -64,6 +65,9 @@ def load_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int =
 
 
 def device() -> torch.device:
+    """This process's device: its own GPU under `accelerate launch`, else the GPU if there is one."""
+    if launched():
+        return state().device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 

@@ -13,10 +13,8 @@ stage recomputes; a directory with no DONE.json is resumed where possible (Train
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import statistics
 import time
@@ -28,10 +26,12 @@ from attrdistill.attribution import attribute, recall_at_k
 from attrdistill.config import RunConfig, dump_config, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
+from attrdistill.distributed import is_main
 from attrdistill.evaluation import ANSWER_MARK, accuracy, matcher, predict
 from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.report import write_report
+from attrdistill.store import fingerprint, write_json
 from attrdistill.training import train
 from attrdistill.words import words
 
@@ -40,18 +40,6 @@ RATIONALE_VARIANTS = ("saliency", "random")   # variants whose rationale comes f
 
 
 # ---- bookkeeping -------------------------------------------------------------------------------
-
-def fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write: readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
 
 def completed(out: Path, fp: str) -> dict | None:
     """The DONE record of `out` if it was made with fingerprint `fp`."""
@@ -175,18 +163,35 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
 
 
 def stage_attribute(run: Path, cfg: RunConfig) -> dict:
-    """Rationales for student_train: the teacher's top-k words by `attribution.method`, and random words."""
+    """Rationales for student_train: the teacher's top-k words by `attribution.method`, and random words.
+
+    Scores are cached per shard in RUN/attribution_cache (kept when only k or the filters change);
+    under `accelerate launch` every process scores its share of shards and the main one writes the rows.
+    """
     require(run / "teacher", "the fine-tuned teacher", "finetune", fp_teacher(cfg))
     out = run / "attributions"
+    examples = load_split(run, "student_train")
+    methods = list(dict.fromkeys([cfg.attribution.method, "random"]))
+    model = tok = None
+
+    def rows_of(method: str) -> list[dict]:
+        nonlocal model, tok
+        if model is None and method != "random":
+            model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
+        return attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
+                         max_input_length=cfg.teacher.max_input_length,
+                         max_target_length=cfg.teacher.max_target_length, seed=cfg.data.seed,
+                         cache=run / "attribution_cache", model_key=fp_teacher(cfg))
+
+    if completed(out, fp_attribution(cfg)) is None and not is_main():
+        for method in methods:   # this process's shards; the main process assembles them below
+            rows_of(method)
+        return {}
 
     def work() -> dict:
-        examples = load_split(run, "student_train")
-        model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
         result: dict[str, Any] = {}
-        for method in dict.fromkeys([cfg.attribution.method, "random"]):
-            rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
-                             max_input_length=cfg.teacher.max_input_length,
-                             max_target_length=cfg.teacher.max_target_length, seed=cfg.data.seed)
+        for method in methods:
+            rows = rows_of(method)
             write_jsonl(out / f"{method}.jsonl", rows)
             result[method] = {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
         return result
@@ -205,6 +210,11 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
         if any(not ex.decisive for ex in examples):
             raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
         return {ex.id: ", ".join(words(ex.input)[i] for i in ex.decisive) for ex in examples}
+    if variant == "human":
+        if any(ex.human is None for ex in examples):
+            raise ValueError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files), "
+                             "which this data lacks")
+        return {ex.id: ", ".join(words(ex.input)[i] for i in ex.human) for ex in examples}
     method = cfg.attribution.method if variant == "saliency" else "random"
     return {r["id"]: r["rationale"] for r in read_jsonl(run / "attributions" / f"{method}.jsonl")}
 
@@ -256,8 +266,9 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
             preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
             correct = matcher(cfg.data.source)
             write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
-                                              "correct": correct(p, ex.label)} for ex, p in zip(test, preds)])
-            return {"accuracy": accuracy(preds, [ex.label for ex in test], correct), "n": len(test)}
+                                              "correct": correct(p, ex.label, ex.choices)} for ex, p in zip(test, preds)])
+            return {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
+                    "n": len(test)}
         seconds += run_unit(out, fp_eval(cfg, model_fp), f"evaluate {name}", work)["seconds"]
     return {"seconds": seconds}
 

@@ -14,14 +14,14 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from attrdistill.config import ModelConfig
-from attrdistill.evaluation import exact_match
+from attrdistill.evaluation import Matcher, exact_match
 from attrdistill.features import collate, encode
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> li
 
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
-          correct: Callable[[str, str], bool] = exact_match) -> dict[str, Any]:
+          correct: Matcher = exact_match) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model."""
     t = cfg.train
     args = Seq2SeqTrainingArguments(

@@ -17,6 +17,16 @@ import torch
 WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 
 
+# Function words a user may exclude from rationales (attribution.stop_words: [english]).
+ENGLISH_STOP_WORDS = frozenset("""
+a an the and or but if then so than that this these those there here of in on at to from by with for about as
+into onto over under up down out off is are was were be been being am do does did done have has had having
+it its he she they them his her their him we us our you your i me my mine not no nor can could will would
+shall should may might must what which who whom whose when where why how all any both each few more most other
+some such only own same too very just also s t
+""".split())
+
+
 def word_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the words of `text`, in order."""
     return [m.span() for m in WORD_RE.finditer(text)]
@@ -37,18 +47,20 @@ def token_to_word(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], 
     starts in that string (the length of a task prefix), so prefix tokens map to -1. A token
     that covers parts of two words belongs to the first.
     """
-    out = []
-    w = 0
-    for start, end in offsets:
-        start, end = start - shift, end - shift
-        if end <= start or end <= 0:
-            out.append(-1)
-            continue
-        while w < len(spans) and spans[w][1] <= start:
-            w += 1
-        # Overlap rather than containment: byte-BPE and SentencePiece tokens may carry the space before a word.
-        out.append(w if w < len(spans) and spans[w][0] < end else -1)
-    return out
+    if not offsets:
+        return []
+    off = torch.tensor(offsets, dtype=torch.long).reshape(-1, 2) - shift
+    start, end = off[:, 0], off[:, 1]
+    if not spans:
+        return [-1] * len(offsets)
+    sp = torch.tensor(spans, dtype=torch.long)
+    # The first word that ends after the token starts; vectorised: attribution maps every token of every input.
+    w = torch.searchsorted(sp[:, 1].contiguous(), start.contiguous(), right=True)
+    inside = w < len(spans)
+    # Overlap rather than containment: byte-BPE and SentencePiece tokens may carry the space before a word.
+    overlaps = inside & (sp[w.clamp(max=len(spans) - 1), 0] < end)
+    valid = overlaps & (end > start) & (end > 0)
+    return torch.where(valid, w, torch.full_like(w, -1)).tolist()
 
 
 def aggregate(token_scores: torch.Tensor, token_word: torch.Tensor, n_words: int, how: str = "sum") -> torch.Tensor:

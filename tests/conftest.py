@@ -32,8 +32,10 @@ def word_tok(examples):
     return build_word_tokenizer([t for ex in generate(200, seed=0) for t in (ex.input, ex.label)] + ["predict: x"])
 
 
-def tiny_t5(vocab_size: int, seed: int = 0) -> T5ForConditionalGeneration:
+def tiny_t5(vocab_size: int, seed: int = 0, feed_forward_proj: str = "relu") -> T5ForConditionalGeneration:
+    """A 2+2-layer T5; feed_forward_proj="gated-gelu" gives the Flan-T5 / T5 v1.1 block."""
     torch.manual_seed(seed)
     cfg = T5Config(vocab_size=vocab_size, d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=4,
-                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0)
+                   decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0,
+                   feed_forward_proj=feed_forward_proj)
     return T5ForConditionalGeneration(cfg).eval()

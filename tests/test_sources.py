@@ -79,3 +79,51 @@ def test_own_files_as_a_run_source(tmp_path):
     assert splits["student_train"][0].rationale.startswith("w") and splits["test"][0].rationale == ""
     with pytest.raises(ConfigError, match="data.test_file: expected an existing"):
         load_config(None, ["data.source=files", f"data.train_file={train}"])
+
+
+def test_cqa_accepts_the_choice_letter():
+    cqa, anli = matcher("cqa"), matcher("anli1")
+    choices = ["british columbia", "body of water", "wooded area", "pay debts", "zoo"]
+    for said in ("c", "(c)", "(C).", " c "):
+        assert cqa(said, "wooded area", choices), said
+    assert not cqa("b", "wooded area", choices) and not cqa("f", "wooded area", choices)
+    assert not cqa("c", "wooded area"), "without the choices a letter means nothing"
+    assert not anli("a", "entailment", ["entailment", "neutral", "contradiction"]), "letters are CQA's only"
+    assert accuracy(["c", "zoo"], ["wooded area", "zoo"], cqa, [choices, choices]) == 1.0
+
+
+def test_hub_loader_in_a_run_config(tmp_path, shared):
+    """data.loader=hub goes through the `datasets` library; a save_to_disk folder stands in for the hub."""
+    from tests.test_hub import COS_E, head, save
+    hub = save(tmp_path, {"train": head("cqa", "train", 20), "validation": head("cqa", "test", 4)}, COS_E)
+    splits = build_splits(DataConfig(source="cqa", loader="hub", hub_id=hub))
+    assert (len(splits["teacher_train"]), len(splits["valid"]), len(splits["test"])) == (18, 2, 4)
+    assert splits["test"][0].input.startswith("A beaver is know for building prowess")
+    assert all(ex.human is not None for ex in splits["test"])
+
+
+def test_esnli_csv_loader_in_a_run_config(tmp_path):
+    from tests.test_esnli_csv import DEV_ROW, TRAIN_HEADER, write
+    for name in ("esnli_dev.csv", "esnli_test.csv"):
+        write(tmp_path / name, [DEV_ROW])
+    for name in ("esnli_train_1.csv", "esnli_train_2.csv"):
+        write(tmp_path / name, [DEV_ROW[:9]], TRAIN_HEADER)
+    splits = build_splits(DataConfig(source="esnli", loader="esnli_csv", path=str(tmp_path)))
+    assert len(splits["teacher_train"]) == 2 and len(splits["valid"]) == 1
+    assert splits["test"][0].label == "neutral" and splits["test"][0].human
+
+
+def test_esnli_csv_loader_is_for_esnli_only():
+    from attrdistill.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="esnli_csv"):
+        load_config(None, ["data.source=cqa", "data.loader=esnli_csv"])
+
+
+def test_human_variant_rationales_are_the_highlighted_words(shared):
+    from attrdistill.config import RunConfig
+    from attrdistill.pipeline import rationales_for
+    test = build_splits(DataConfig(source="cqa", path=str(shared / "data" / "dsbs"), limit=3))["test"]
+    got = rationales_for(None, RunConfig(), "human", test)
+    assert got[test[0].id] == "their, supplies, come"
+    with pytest.raises(ValueError, match="human highlights"):
+        rationales_for(None, RunConfig(), "human", build_splits(DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=2))["test"])

@@ -1,11 +1,15 @@
-"""Gradient attribution of a seq2seq model's gold target to its input tokens.
+"""Gradient attribution of a seq2seq model's target to its input tokens, one batch at a time.
 
-The paper's saliency (DESIGN.md section 1): teacher-force the gold target, take o_j = logit of
-the gold token at target position j, G_i = d[(1/m) sum_j o_j] / d e_i, score_i = |G_i|_1.
-Because the mean comes before the norm, G is the gradient of one scalar per example, and since
-examples in a batch do not interact, one backward of the batch sum gives every score at once.
+The paper's saliency (DESIGN.md section 1): teacher-force the target, take o_j = logit of the
+target token at position j, G_i = d[(1/m) sum_j o_j] / d e_i, score_i = |G_i|_1. Because the mean
+comes before the norm, G is the gradient of one scalar per example, and since examples in a batch
+do not interact, one backward of the batch sum gives every score at once.
 
-    scores = saliency(model, batch)     # (batch, input_len), 0 on padding
+    scores = saliency(model, batch, cfg)     # (batch, input_len) float32, 0 on padding
+
+Every method here takes (model, batch, cfg) -- batch holds input_ids, attention_mask and labels
+(the target, -100 on padding) -- and returns float32 token scores. Parameters are frozen for the
+duration; scores are accumulated in float32 whatever the model's dtype.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel
+
+from attrdistill.config import AttributionConfig
 
 
 @contextmanager
@@ -31,21 +38,117 @@ def frozen(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
         model.train(was_training)
 
 
-def gold_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(batch, target_len) logits of the gold target tokens, teacher-forced; 0 where labels are -100."""
+def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
+                  log_probs: bool = False) -> torch.Tensor:
+    """(batch, target_len) logits (or log-probabilities) of the target tokens, teacher-forced; 0 on padding."""
     labels = batch["labels"]
     decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
     logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                   decoder_input_ids=decoder_input_ids).logits
-    gold = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1).float()
+                   decoder_input_ids=decoder_input_ids).logits.float()
+    if log_probs:
+        logits = logits.log_softmax(-1)
+    gold = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return gold * (labels != -100)
 
 
-def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The paper's saliency: L1 norm over embedding dims of the gradient of the mean gold logit."""
+def mean_target_logit(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
+                      log_probs: bool = False) -> torch.Tensor:
+    """(batch,) the mean over target tokens of their logits: the scalar every gradient method explains."""
+    n_target = (batch["labels"] != -100).sum(-1).clamp(min=1)
+    return target_logits(model, embeds, batch, log_probs).sum(-1) / n_target
+
+
+def _embeddings(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    return model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
+
+
+def _gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, gradient of the mean target logit w.r.t. them), one backward for the whole batch."""
+    embeds = _embeddings(model, batch)
+    mean_target_logit(model, embeds, batch).sum().backward()
+    return embeds.detach(), embeds.grad
+
+
+def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor], cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """The paper's saliency: L1 norm over embedding dims of the gradient of the mean target logit."""
     with frozen(model):
-        embeds = model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
-        gold = gold_logits(model, embeds, batch)
-        n_target = (batch["labels"] != -100).sum(-1).clamp(min=1)
-        (gold.sum(-1) / n_target).sum().backward()
-        return embeds.grad.float().abs().sum(-1) * batch["attention_mask"]
+        _, grad = _gradient(model, batch)
+        return grad.float().abs().sum(-1) * batch["attention_mask"]
+
+
+def input_x_gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                     cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """|e_i . G_i|: the first-order contribution of each token embedding to the mean target logit."""
+    with frozen(model):
+        embeds, grad = _gradient(model, batch)
+        return (grad.float() * embeds.float()).sum(-1).abs() * batch["attention_mask"]
+
+
+def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                      cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """Per target token j, the L1 (or L2) norm of d o_j / d e_i; then the mean over j.
+
+    What step-wise tools (inseq, Captum's LLM attribution) compute; unlike `saliency` the norm comes
+    before the mean, so it needs one backward per target position (batched over examples).
+    """
+    p = 2 if cfg is not None and cfg.norm == "l2" else 1
+    with frozen(model):
+        embeds = _embeddings(model, batch)
+        gold = target_logits(model, embeds, batch)
+        mask = (batch["labels"] != -100).float()
+        total = torch.zeros(embeds.shape[:2], dtype=torch.float32, device=embeds.device)
+        for j in range(gold.shape[1]):
+            (grad,) = torch.autograd.grad(gold[:, j].sum(), embeds, retain_graph=j + 1 < gold.shape[1])
+            total += grad.float().norm(p=p, dim=-1) * mask[:, j:j + 1]
+        return total / mask.sum(-1, keepdim=True).clamp(min=1) * batch["attention_mask"]
+
+
+def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+    embeds = model.get_input_embeddings()(batch["input_ids"]).detach()
+    if kind == "zero":
+        return torch.zeros_like(embeds)
+    pad = model.get_input_embeddings()(torch.full_like(batch["input_ids"], model.config.pad_token_id or 0))
+    return pad.detach()
+
+
+def ig_attributions(model: PreTrainedModel, batch: dict[str, torch.Tensor], n_steps: int = 50,
+                    baseline: str = "pad", internal_batch_size: int = 256) -> torch.Tensor:
+    """(batch, len, dim) integrated gradients of the mean target logit, float32.
+
+    Gauss-Legendre quadrature over the straight path baseline -> input; the path points of several
+    examples and steps go through the model together, `internal_batch_size` rows at a time. Their sum
+    over tokens and dims approximates f(input) - f(baseline) (completeness).
+    """
+    nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+    alphas, weights = (nodes + 1) / 2, weights / 2   # from [-1, 1] to [0, 1]
+    with frozen(model):
+        x = model.get_input_embeddings()(batch["input_ids"]).detach()
+        x0 = _baseline(model, batch, baseline)
+        b = x.shape[0]
+        per_pass = max(1, internal_batch_size // b)
+        total = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
+        for start in range(0, n_steps, per_pass):
+            a = torch.tensor(alphas[start:start + per_pass], dtype=x.dtype, device=x.device)
+            w = torch.tensor(weights[start:start + per_pass], dtype=torch.float32, device=x.device)
+            c = len(a)
+            path = (x0.unsqueeze(0) + a.view(c, 1, 1, 1) * (x - x0).unsqueeze(0)).reshape(c * b, *x.shape[1:])
+            path.requires_grad_(True)
+            repeated = {k: batch[k].repeat(c, 1) for k in ("attention_mask", "labels")}
+            mean_target_logit(model, path, repeated).sum().backward()
+            total += (path.grad.float().view(c, *x.shape) * w.view(c, 1, 1, 1)).sum(0)
+        return total * (x - x0).float()
+
+
+def integrated_gradients(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                         cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """|sum over dims of the IG attribution| of each token (its signed share of f(x) - f(baseline))."""
+    cfg = cfg or AttributionConfig()
+    attr = ig_attributions(model, batch, cfg.ig_steps, cfg.ig_baseline, cfg.ig_internal_batch_size)
+    return attr.sum(-1).abs() * batch["attention_mask"]
+
+
+@torch.no_grad()
+def target_log_prob(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(batch,) mean log-probability of the target tokens given the input ids, teacher-forced."""
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    return mean_target_logit(model, embeds, batch, log_probs=True)

@@ -37,12 +37,12 @@ _REQUIRED = {"cqa": ("question", "choices", "answer"), "svamp": ("input", "label
 
 # Where to get the splits that the release leaves out (README: "Files not copied").
 _MISSING_HINTS = {
-    ("anli1", "train"): "ANLI R1 train is not in the DSbS release. Load it from the Hugging Face hub with "
-                        "datasets.load_dataset('anli', split='train_r1') (premise/hypothesis/label/uid); its PaLM "
+    ("anli1", "train"): "ANLI R1 train is not in the DSbS release. Load it from the Hugging Face hub: set "
+                        "data.loader: hub in the config (facebook/anli, train_r1); its PaLM "
                         "rationales anli1/llm/train_CoT_0..3.json are listed in DROPPED_FILES.tsv.",
-    ("esnli", "train"): "e-SNLI train is not in the DSbS release. Load it from the Hugging Face hub with "
-                        "datasets.load_dataset('esnli', split='train'), or from the e-SNLI CSV files "
-                        "esnli_train_1.csv and esnli_train_2.csv (github.com/OanaMariaCamburu/e-SNLI); its PaLM "
+    ("esnli", "train"): "e-SNLI train is not in the DSbS release. Load it from the Hugging Face hub (data.loader: hub), "
+                        "or from the e-SNLI CSV files esnli_train_1.csv and esnli_train_2.csv "
+                        "(github.com/OanaMariaCamburu/e-SNLI; data.loader: esnli_csv, data.path: their folder); its PaLM "
                         "rationales esnli/llm/train_CoT_0..99.json are listed in DROPPED_FILES.tsv.",
     ("cqa", "valid"): "CQA has no valid split in the DSbS release; DSbS makes one with "
                       "train_valid_split(load_dsbs(root, 'cqa', 'train')).",

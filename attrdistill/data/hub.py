@@ -60,6 +60,11 @@ def hub_source(name: str, split: str) -> tuple[str, str | None, str]:
     return hub_id, config, splits[split]
 
 
+def has_split(name: str, split: str) -> bool:
+    """Whether the hub has `split` of dataset `name` (CQA and SVAMP have no valid split there)."""
+    return split in _HUB[name][2]
+
+
 def _load_split(hub_id: str, config: str | None, hub_split: str) -> Any:
     import datasets   # slow to import; only loading needs it
 

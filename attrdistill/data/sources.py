@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 
 from attrdistill.config import DataConfig
-from attrdistill.data import dsbs, synthetic
+from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import Example, read_jsonl_lines
 
 
@@ -23,12 +23,8 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
                  "valid": cfg.n_valid, "test": cfg.n_test}
         return {name: synthetic.generate(n, seed=cfg.seed * 10 + i) for i, (name, n) in enumerate(sizes.items())}
     if cfg.source in dsbs.NAMES:
-        root = Path(cfg.path)
-        if not root.is_dir():
-            raise FileNotFoundError(f"data.path: {root} is not a folder (expected the DSbS release with {cfg.source}/)")
-        train, test = (dsbs.load_dsbs(root, cfg.source, s, cfg.nli_format) for s in ("train", "test"))
-        has_valid = "valid" in dsbs.available_splits(root, cfg.source)
-        valid = dsbs.load_dsbs(root, cfg.source, "valid", cfg.nli_format) if has_valid else None
+        train, test = (paper_split(cfg, s) for s in ("train", "test"))
+        valid = paper_split(cfg, "valid")
     elif cfg.source == "files":
         fields = (cfg.input_field, cfg.label_field, cfg.rationale_field)
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
@@ -40,6 +36,22 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
     splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
     return {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
+
+
+def paper_split(cfg: DataConfig, split: str) -> list[Example] | None:
+    """One split of a paper dataset from the configured loader; None for a valid split the source lacks."""
+    if cfg.loader == "hub":
+        if split == "valid" and not hub.has_split(cfg.source, split):
+            return None
+        return hub.load_hub(cfg.source, split, cfg.hub_id, cfg.nli_format)
+    if cfg.loader == "esnli_csv":
+        return esnli_csv.load_esnli_csv(Path(cfg.path), split, cfg.nli_format)
+    root = Path(cfg.path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.path: {root} is not a folder (expected the DSbS release with {cfg.source}/)")
+    if split == "valid" and split not in dsbs.available_splits(root, cfg.source):
+        return None
+    return dsbs.load_dsbs(root, cfg.source, split, cfg.nli_format)
 
 
 def read_table(path: Path, input_field: str = "input", label_field: str = "label",
