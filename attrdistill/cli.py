@@ -2,6 +2,7 @@
 
     attrdistill run [CONFIG.yaml] [--set key=value ...] [--out DIR]   # every stage into runs/<name>
     attrdistill finetune|attribute|distill|evaluate|report RUN_DIR    # one stage of an existing run
+    attrdistill show RUN_DIR [--example ID] [--html FILE]             # an example's word scores, coloured
     attrdistill data show cqa --n 3                                    # look at a data source
     attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
 """
@@ -9,13 +10,15 @@
 from __future__ import annotations
 
 import argparse
+import html
 import logging
 import shutil
 import sys
 from pathlib import Path
 
-from attrdistill import __version__
+from attrdistill import __version__, heatmap
 from attrdistill.config import ConfigError, DataConfig, dump_config, field_docs, load_config
+from attrdistill.data.example import read_jsonl
 from attrdistill.data.sources import show as show_data
 from attrdistill.pipeline import run_stages
 
@@ -74,8 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--n", type=int, default=3, help="how many examples to print (default 3)")
     show.add_argument("--split", help="which split to print (default: the first)")
     show.add_argument("--path", type=Path, default=Path(DataConfig().path), help="DSbS release folder for names")
+    show.add_argument("--loader", choices=("dsbs", "hub", "esnli_csv"), default="dsbs",
+                      help="for a dataset name: the DSbS release at --path, the hub (datasets library), or the e-SNLI "
+                           "CSV files in --path")
+    show.add_argument("--hub-id", help="with --loader hub: a hub id or save_to_disk folder instead of the default")
     show.add_argument("--input-field", default="input", help="input column of a .jsonl/.csv file")
     show.add_argument("--label-field", default="label", help="label column of a .jsonl/.csv file")
+
+    show_scores = sub.add_parser(
+        "show", help="an example's word scores as a heat-map (terminal colours, optional HTML)",
+        description="Print the input words of one student_train example shaded by the teacher's attribution scores; "
+                    "the rationale (top-k) words are bold and underlined. Needs the attribute stage.")
+    show_scores.add_argument("run_dir", type=Path, help="the run directory")
+    show_scores.add_argument("--example", help="example id (default: the first example)")
+    show_scores.add_argument("--method", help="attribution method (default: the run's attribution.method)")
+    show_scores.add_argument("--html", type=Path, help="also write an HTML heat-map to this file")
 
     cfg = sub.add_parser("config", help="print the resolved config with every field documented",
                          epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     handler: logging.Handler | None = None
     try:
         if args.verb == "data":
-            print(show_data(args.source, args.path, args.n, args.split, args.input_field, args.label_field))
+            print(show_data(args.source, args.path, args.n, args.split, args.input_field, args.label_field,
+                            args.loader, args.hub_id))
             return 0
+        if args.verb == "show":
+            return _show_scores(args.run_dir, args.example, args.method, args.html)
         if args.verb == "config":
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0
@@ -118,6 +137,31 @@ def main(argv: list[str] | None = None) -> int:
         if handler is not None:   # main() may run many times in one process (tests, benches)
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def _show_scores(run_dir: Path, example: str | None, method: str | None, html_file: Path | None) -> int:
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
+    cfg = load_config(run_dir / "config.yaml")
+    method = method or cfg.attribution.method
+    path = run_dir / "attributions" / f"{method}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {method} attributions; run `attrdistill attribute {run_dir}` first")
+    rows = read_jsonl(path)
+    row = next((r for r in rows if example is None or r["id"] == example), None)
+    if row is None:
+        near = ", ".join(r["id"] for r in rows[:5])
+        raise ValueError(f"--example {example}: no such id in {path} (ids look like: {near}, ...)")
+    print(f"{row['id']}  method {method}  target {row.get('target', '')!r}")
+    print(heatmap.terminal(row["words"], row["scores"], row["top"]))
+    print(f"rationale: {row['rationale']}")
+    if html_file is not None:
+        meta = (f'<p class="meta">{html.escape(row["id"])} &middot; method {html.escape(method)} &middot; '
+                f'target {html.escape(str(row.get("target", "")))} &middot; rationale {html.escape(row["rationale"])}</p>')
+        html_file.write_text(heatmap.html_page([meta, heatmap.html_words(row["words"], row["scores"], row["top"])]),
+                             encoding="utf-8")
+        print(f"wrote {html_file}")
+    return 0
 
 
 def _log_to(run_dir: Path) -> logging.Handler:

@@ -150,3 +150,16 @@ def test_single_sequence_format_end_to_end(tmp_path):
     cfg = load_config(run / "config.yaml")
     (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
     assert row == {"source": "predict: x y", "target": "x, y, so the answer is yes"}
+
+
+def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):
+    first = json.loads((run_dir / "attributions" / "saliency.jsonl").read_text().splitlines()[1])
+    page = tmp_path / "ex.html"
+    assert main(["show", str(run_dir), "--example", first["id"], "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert first["id"] in out and "\033[1;4;" in out, "rationale words are bold and underlined"
+    assert out.count("\033[0m") == len(first["words"])
+    text = page.read_text()
+    assert text.count('class="top"') == 3 and "<style>" in text and "http" not in text
+    assert main(["show", str(run_dir), "--example", "no-such-id"]) == 2
+    assert main(["show", str(run_dir), "--method", "occlusion"]) == 2

@@ -13,6 +13,7 @@ from pathlib import Path
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import Example, read_jsonl_lines
+from attrdistill.words import words
 
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
@@ -76,17 +77,20 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
 
 
 def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, input_field: str = "input",
-         label_field: str = "label") -> str:
+         label_field: str = "label", loader: str = "dsbs", hub_id: str | None = None) -> str:
     """Split sizes and the first `n` formatted examples of a dataset name, a DSbS folder or a file."""
     path = Path(source)
     if path.is_file():
         splits = {path.name: read_table(path, input_field, label_field)}
     else:
-        name, root = (path.name, path.parent) if path.is_dir() else (source, dsbs_root)
+        name, root = (path.name, path.parent) if path.is_dir() and loader == "dsbs" else (source, dsbs_root)
         if name not in dsbs.NAMES:
             raise ValueError(f"{source}: expected a dataset name ({', '.join(dsbs.NAMES)}), a DSbS folder or a "
                              ".jsonl/.csv file")
-        splits = {s: dsbs.load_dsbs(root, name, s) for s in dsbs.available_splits(root, name)}
+        cfg = DataConfig(source=name, path=str(root), loader=loader, hub_id=hub_id)
+        names = dsbs.available_splits(root, name) if loader == "dsbs" else [
+            s for s in ("train", "valid", "test") if loader == "esnli_csv" or hub.has_split(name, s)]
+        splits = {s: paper_split(cfg, s) for s in ([split] if split else names)}
     lines = ["split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())]
     chosen = split or next(iter(splits))
     if chosen not in splits:
@@ -95,4 +99,6 @@ def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, inp
         lines += ["", f"[{chosen}] {ex.id}", f"input: {ex.input!r}", f"label: {ex.label!r}"]
         if ex.rationale is not None:
             lines.append(f"rationale: {ex.rationale!r}")
+        if ex.human:
+            lines.append(f"human: {', '.join(words(ex.input)[i] for i in ex.human)!r}")
     return "\n".join(lines)
