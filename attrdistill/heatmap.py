@@ -4,7 +4,8 @@
     Path("ex.html").write_text(html_page([html_words(row["words"], row["scores"], row["top"])]))
 
 Shades are relative to the example's highest score; the rationale (top-k) words are also
-underlined and bold, so the choice is visible without colour too.
+underlined and bold, so the choice is visible without colour too; html_words can also box the
+task's true (decisive) words.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def terminal(words: Sequence[str], scores: Sequence[float], top: Sequence[int] =
     return " ".join(out)
 
 
-def html_words(words: Sequence[str], scores: Sequence[float], top: Sequence[int] = ()) -> str:
-    """One <p> of words shaded by score (title = the score); rationale words underlined and bold."""
-    chosen = set(top)
+def html_words(words: Sequence[str], scores: Sequence[float], top: Sequence[int] = (),
+               truth: Sequence[int] = ()) -> str:
+    """One <p> of words shaded by score (title = the score); rationale words underlined and bold,
+    `truth` words (e.g. the task's decisive words) boxed."""
+    chosen, true = set(top), set(truth)
     spans = []
     for i, (word, score, level) in enumerate(zip(words, scores, _levels(scores))):
-        cls = ' class="top"' if i in chosen else ""
+        classes = " ".join(c for c, on in (("top", i in chosen), ("truth", i in true)) if on)
+        cls = f' class="{classes}"' if classes else ""
         spans.append(f'<span{cls} style="background: rgba(220, 38, 38, {level:.2f})" '
                      f'title="{score:.4g}">{html.escape(word)}</span>')
     return '<p class="heat">' + " ".join(spans) + "</p>"
@@ -47,12 +51,13 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #111; }
 .heat span { padding: 0.1rem 0.15rem; border-radius: 0.2rem; line-height: 1.9; }
 .heat span.top { font-weight: bold; text-decoration: underline; }
+.heat span.truth { outline: 1.5px dashed #1d4ed8; outline-offset: 1px; }
 .meta { color: #555; font-size: 0.9rem; }
 """
 
 
-def html_page(blocks: Sequence[str], title: str = "attrdistill: word scores") -> str:
-    """A self-contained HTML page (inline CSS, no network) holding the given blocks."""
+def html_page(blocks: Sequence[str], title: str = "attrdistill: word scores", style: str = "") -> str:
+    """A self-contained HTML page (inline CSS, no network) holding the given blocks; `style` adds CSS."""
     body = "\n".join(blocks)
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+            f"<style>{STYLE}{style}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")

@@ -1,63 +1,363 @@
-"""The run report: report.md, a human summary of metrics.json with example rationales."""
+"""The run report: report.md and a self-contained report.html, rendered from the same sections.
+
+    write_report(run, cfg, metrics)   # RUN/report.md, RUN/report.html, figures in RUN/report_files/
+
+`sections()` gathers what the report says (accuracy per model beside the paper's, training
+curves, the analyses of metrics["analyses"], rationale heat-maps, time per stage) as blocks:
+paragraphs, notes, tables, figures and heat-maps. `markdown()` and `html()` only render them, so
+the two files agree. Figures are PNG files, linked from the markdown and embedded as data URIs in
+the HTML (it needs no network); what lacks its input becomes a one-line note instead.
+"""
 
 from __future__ import annotations
 
+import base64
+import html as _html
+import json
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Union
 
+from attrdistill import heatmap, plots
 from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.paper import paper_accuracy
 from attrdistill.words import words
 
+FIGURES = "report_files"
+
+
+class Note(str):
+    """A one-line remark, e.g. what was left out and why."""
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Figure:
+    path: Path      # a PNG under RUN/report_files
+    caption: str
+
+
+@dataclass
+class Heat:
+    caption: str
+    words: list[str]
+    scores: list[float]
+    top: list[int]
+    truth: list[int] = field(default_factory=list)
+
+
+Block = Union[str, Table, Figure, Heat]   # str: a paragraph; `code` and **bold** marks as in markdown
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block]
+
+
+def write_report(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> Path:
+    """Write RUN/report.md and RUN/report.html (figures in RUN/report_files/); returns report.md's path."""
+    for old in (run / FIGURES).glob("*.png"):   # a figure whose input has gone must not linger
+        old.unlink()
+    parts = sections(run, cfg, metrics, n_examples)
+    path = run / "report.md"
+    path.write_text(markdown(f"attrdistill run `{cfg.name}`", parts), encoding="utf-8")
+    (run / "report.html").write_text(html(f"attrdistill run: {cfg.name}", parts), encoding="utf-8")
+    return path
+
+
+# ---- what the report says --------------------------------------------------------------------
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
 
-def write_report(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> Path:
-    m, a = metrics, metrics["attribution"]
-    seeds = cfg.distill.seeds
-    lines = [f"# attrdistill run `{cfg.name}`", "",
-             f"Test set: {m['n_test']} examples. Accuracy is exact match after greedy decoding, in %.", "",
-             "## Accuracy", ""]
-    paper = f" | paper ({cfg.paper})" if cfg.paper else ""
-    lines += [f"| model | accuracy | std over seeds | seeds{paper} |", "|---" * (4 + bool(paper)) + "|",
-              f"| teacher | {_pct(m['teacher']['accuracy'])} | | |" + _paper_cell(cfg, "teacher")]
-    for variant, s in m["students"].items():
-        lines.append(f"| student: {variant} | {_pct(s['accuracy'])} | {_pct(s['std'])} | {len(seeds)} |"
-                     + _paper_cell(cfg, variant))
-    standard = m["students"].get("standard")
-    if standard:
-        lines += ["", "Gain over the label-only student (points): " + ", ".join(
-            f"{v} {100 * (s['accuracy'] - standard['accuracy']):+.1f}" for v, s in m["students"].items()
-            if v != "standard")]
-    lines += ["", "## Rationales", "",
-              f"Method `{a['method']}`, top-{a['k']} words of {a['n_examples']} student-train examples.", ""]
-    if a["recall_at_k"] is not None:
-        lines += [f"Recall@{a['k']} of the task's decisive words: **{_pct(a['recall_at_k'])}%** "
-                  f"(random words: {_pct(a['random_recall_at_k'])}%).", ""]
-    lines += _examples(run, cfg, n_examples)
-    lines += ["", "## Time per stage (seconds)", "", "| stage | seconds |", "|---|---|"]
-    lines += [f"| {k.removesuffix('_s')} | {v:.1f} |" for k, v in m["timing"].items()]
-    path = run / "report.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def _dec(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
-def _paper_cell(cfg: RunConfig, variant: str) -> str:
-    return f" {_pct(paper_accuracy(cfg.paper, variant))} |" if cfg.paper else ""
+def _pm(mean: float | None, std: float | None) -> str:
+    return "n/a" if mean is None else _pct(mean) + ("" if std is None else f" ± {_pct(std)}")
 
 
-def _examples(run: Path, cfg: RunConfig, n: int) -> list[str]:
-    examples = read_examples(run / "data" / "student_train.jsonl")[:n]
-    by_method = {m: {r["id"]: r for r in read_jsonl(run / "attributions" / f"{m}.jsonl")}
-                 for m in dict.fromkeys([cfg.attribution.method, "random"])}
-    lines = ["| input | label | " + " | ".join(by_method) + (" | decisive |" if examples[0].decisive else " |"),
-             "|---" * (2 + len(by_method) + bool(examples[0].decisive)) + "|"]
+def _points(x: float | None, base: float | None) -> str:
+    return "" if x is None or base is None else f"{100 * (x - base):+.1f}"
+
+
+def _figure(run: Path, name: str, draw: Callable[[Path], Path | None], caption: str, missing: str) -> Block:
+    """The figure `draw` writes to RUN/report_files/<name>.png, or a note when it has nothing to draw."""
+    path = run / FIGURES / f"{name}.png"
+    return Figure(path, caption) if draw(path) is not None else Note(missing)
+
+
+def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> list[Section]:
+    """What the report says, in order; draws the figures into RUN/report_files/ on the way."""
+    an = metrics.get("analyses") or {}
+    out = [_accuracy(run, cfg, metrics, an.get("teacher_gap")), _curves(run, cfg, metrics)]
+    if an.get("methods"):
+        out.append(_methods(an["methods"]))
+    if an.get("k_sweep"):
+        out.append(_k_sweep(run, an["k_sweep"]))
+    if an.get("faithfulness"):
+        out.append(_faithfulness(run, an["faithfulness"]))
+    if an.get("human_agreement"):
+        out.append(Section("Agreement with human highlights", [
+            "Rationale words against the human-highlighted words, in %.",
+            Table(["method", "precision", "recall", "F1", "macro F1", "AUPRC", "n"],
+                  [[m, _pct(v.get("precision")), _pct(v.get("recall")), _pct(v.get("f1")), _pct(v.get("macro_f1")),
+                    _pct(v.get("auprc")), str(v.get("n", "n/a"))] for m, v in an["human_agreement"].items()])]))
+    if an.get("answer_overlap"):
+        out.append(Section("Rationales and the answer", [
+            "How much the rationales overlap the answer's words, in %.",
+            Table(["method", "answer overlap"], [[m, _pct(v)] for m, v in an["answer_overlap"].items()])]))
+    if an.get("prediction_overlap"):
+        out.append(Section("Do the students get the same examples right?", [
+            "Test examples student a gets right (wrong), and how often student b does too (makes the same mistake).",
+            Table(["student a", "student b", "a right", "b also right (%)", "a wrong", "b same mistake (%)"],
+                  [[r["a"], r["b"], str(r.get("n_a_right", "n/a")), _pct(r.get("right_also_right")),
+                    str(r.get("n_a_wrong", "n/a")), _pct(r.get("wrong_same_wrong"))]
+                   for r in an["prediction_overlap"]])]))
+    return out + [_rationales(run, cfg, metrics, n_examples), _timing(metrics.get("timing") or {})]
+
+
+def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float] | None) -> Section:
+    students, seeds = m["students"], [str(s) for s in cfg.distill.seeds]
+    base = students.get("standard", {}).get("accuracy")
+    paper_base = paper_accuracy(cfg.paper, "standard")
+    header = ["model", "accuracy", "std", "seeds", "per seed", "vs standard"]
+    header += [f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else []
+    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", ""]
+            + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
+    for variant, s in students.items():
+        per_seed = s.get("per_seed") or {}
+        gain = "" if variant == "standard" else _points(s["accuracy"], base)
+        row = [f"student: {variant}", _pct(s["accuracy"]), _pct(s.get("std")), str(len(per_seed) or len(seeds)),
+               ", ".join(_pct(v) for v in per_seed.values()), gain]
+        if cfg.paper:
+            paper = paper_accuracy(cfg.paper, variant)
+            row += [_pct(paper), "" if variant == "standard" else _points(paper, paper_base)]
+        rows.append(row)
+    chart = {"teacher": (m["teacher"]["accuracy"], None, paper_accuracy(cfg.paper, "teacher"))}
+    chart.update({v: (s["accuracy"], s.get("std"), paper_accuracy(cfg.paper, v)) for v, s in students.items()})
+    blocks: list[Block] = [
+        f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
+        "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
+        "in points.", Table(header, rows),
+        _figure(run, "accuracy", lambda p: plots.accuracy(chart, p),
+                "Test accuracy per model, ± std over seeds" + ("; diamonds: the paper's." if cfg.paper else "."),
+                "No accuracy chart: no models.")]
+    if gap:
+        blocks += ["Gap to the teacher, in points:",
+                   Table(["student", "teacher gap"], [[v, _pct(g)] for v, g in gap.items()])]
+    return Section("Accuracy", blocks)
+
+
+def _history(path: Path) -> list[dict] | None:
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return history if isinstance(history, list) else None
+
+
+def _curves(run: Path, cfg: RunConfig, m: dict[str, Any]) -> Section:
+    dirs = {"teacher": [run / "teacher"]}
+    dirs.update({v: [run / "students" / v / f"seed{s}" for s in cfg.distill.seeds] for v in m["students"]})
+    histories = {name: [h for d in ds if (h := _history(d / "log_history.json")) is not None]
+                 for name, ds in dirs.items()}
+    histories = {name: hs for name, hs in histories.items() if hs}
+    return Section("Training", [_figure(
+        run, "curves", lambda p: plots.curves(histories, p),
+        "Training loss (left) and validation accuracy (right) per model, one line per seed.",
+        "No training curves: no log_history.json with losses under teacher/ or students/.")])
+
+
+def _methods(methods: dict[str, dict]) -> Section:
+    rows = [[name, _pct(v.get("recall_at_k")), _dec(v.get("comprehensiveness")), _dec(v.get("sufficiency")),
+             _pm(v.get("student_accuracy"), v.get("student_std"))] for name, v in methods.items()]
+    blocks: list[Block] = [
+        "One row per attribution method: recall@k of the task's decisive words (%), faithfulness to the teacher "
+        "(comprehensiveness: drop in p(target) without the rationale, higher is better; sufficiency: drop with "
+        "only the rationale, lower is better) and the test accuracy (%) of the student distilled with its "
+        "rationales, mean ± std over seeds.",
+        Table(["method", "recall@k", "comprehensiveness", "sufficiency", "student accuracy"], rows)]
+    scored = {name: v["student_accuracy"] for name, v in methods.items() if v.get("student_accuracy") is not None}
+    if scored:
+        best = max(scored, key=scored.get)
+        blocks.append(f"Best student: **{best}** ({_pm(scored[best], methods[best].get('student_std'))}).")
+    return Section("Which attribution method to distil with", blocks)
+
+
+def _k_sweep(run: Path, sweep: dict[str, Any]) -> Section:
+    method, points = sweep.get("method", "saliency"), sweep.get("points") or []
+    return Section("Accuracy against k", [
+        f"Students distilled with the top-k `{method}` words for each k (test accuracy, %).",
+        _figure(run, "k_sweep", lambda p: plots.k_sweep(points, method, p),
+                "Student test accuracy against k, ± std over seeds.", "No k-sweep plot: no points with an accuracy."),
+        Table(["k", "accuracy", "std"], [[str(p["k"]), _pct(p.get("accuracy")), _pct(p.get("std"))] for p in points])])
+
+
+def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
+    return Section("Faithfulness", [
+        "How much the teacher's probability of its target drops when the rationale words are removed "
+        "(comprehensiveness, higher is better) or are all that is kept (sufficiency, lower is better).",
+        _figure(run, "faithfulness", lambda p: plots.faithfulness(faith, p),
+                "Comprehensiveness and sufficiency per attribution method.", "No faithfulness plot: no values."),
+        Table(["method", "comprehensiveness", "sufficiency", "n"],
+              [[name, _dec(v.get("comprehensiveness")), _dec(v.get("sufficiency")), str(v.get("n", "n/a"))]
+               for name, v in faith.items()])])
+
+
+def _attribution_methods(run: Path, cfg: RunConfig) -> list[str]:
+    """The attribution files of the run: the configured method first, random last."""
+    found = sorted(p.stem for p in (run / "attributions").glob("*.jsonl"))
+    order = [cfg.attribution.method] + [m for m in found if m not in (cfg.attribution.method, "random")] + ["random"]
+    return [m for m in dict.fromkeys(order) if m in found]
+
+
+def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section:
+    a = m.get("attribution") or {}
+    blocks: list[Block] = []
+    if a:
+        blocks.append(f"Method `{a['method']}`, top-{a['k']} words of {a['n_examples']} student-train examples.")
+        if a.get("recall_at_k") is not None:
+            blocks.append(f"Recall@{a['k']} of the task's decisive words: **{_pct(a['recall_at_k'])}%** "
+                          f"(random words: {_pct(a.get('random_recall_at_k'))}%).")
+    train = run / "data" / "student_train.jsonl"
+    methods = _attribution_methods(run, cfg)
+    if not train.is_file() or not methods:
+        blocks.append(Note("No examples: data/student_train.jsonl or attributions/ is missing."))
+        return Section("Rationales", blocks)
+    examples = read_examples(train)[:n]
+    rows = {meth: {r["id"]: r for r in read_jsonl(run / "attributions" / f"{meth}.jsonl")} for meth in methods}
+    decisive = any(ex.decisive for ex in examples)
+    shaded = [meth for meth in methods if meth != "random"] or methods   # random scores are noise to look at
+    table = Table(["input", "label"] + methods + (["decisive"] if decisive else []), [])
+    heat: list[Block] = []
     for ex in examples:
-        cells = [ex.input, ex.label] + [by_method[m][ex.id]["rationale"] for m in by_method]
-        if ex.decisive:
-            cells.append(", ".join(words(ex.input)[i] for i in ex.decisive))
-        lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", "<br>") for c in cells) + " |")
-    return lines
+        truth = ex.decisive or []
+        table.rows.append([ex.input, ex.label] + [rows[meth].get(ex.id, {}).get("rationale", "n/a") for meth in methods]
+                          + ([", ".join(words(ex.input)[i] for i in truth)] if decisive else []))
+        for meth in shaded:
+            row = rows[meth].get(ex.id)
+            if row is None:
+                continue
+            target = row.get("target", ex.label if cfg.attribution.target == "gold" else "n/a")
+            heat.append(Heat(f"{ex.id} · {meth} · gold: {ex.label} · explained: {target}",
+                             row["words"], row["scores"], row["top"], truth))
+    legend = ("Word shade: attribution score relative to the example's highest; **bold underlined**: the top-k "
+              "rationale words" + ("; dashed box: the task's decisive words." if decisive else "."))
+    return Section("Rationales", blocks + [table, "Heat-maps of the word scores. " + legend] + heat)
+
+
+def _timing(timing: dict[str, float]) -> Section:
+    if not timing:
+        return Section("Time per stage", [Note("No timings.")])
+    total = sum(timing.values()) or 1.0
+    rows = [[k.removesuffix("_s"), f"{v:.1f}", f"{100 * v / total:.0f}"] for k, v in timing.items()]
+    return Section("Time per stage", [Table(["stage", "seconds", "share (%)"],
+                                            rows + [["total", f"{sum(timing.values()):.1f}", "100"]])])
+
+
+# ---- markdown ---------------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def _md_word(word: str) -> str:
+    return re.sub(r"([\\`*_\[\]<>|#])", r"\\\1", word)
+
+
+def markdown(title: str, parts: list[Section]) -> str:
+    """report.md: figures as links to report_files/, heat-maps as text with the top-k words in bold."""
+    lines = [f"# {title}", ""]
+    for sec in parts:
+        lines += [f"## {sec.title}", ""]
+        for b in sec.blocks:
+            if isinstance(b, Note):
+                lines.append(f"_{b}_")
+            elif isinstance(b, str):
+                lines.append(b)
+            elif isinstance(b, Table):
+                lines += ["| " + " | ".join(map(_md_cell, b.header)) + " |", "|---" * len(b.header) + "|"]
+                lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b.rows]
+            elif isinstance(b, Figure):
+                lines.append(f"![{b.caption}]({FIGURES}/{b.path.name})")
+            else:
+                top = set(b.top)
+                lines += [f"{b.caption}  ", "> " + " ".join(f"**{_md_word(w)}**" if i in top else _md_word(w)
+                                                           for i, w in enumerate(b.words))]
+            lines.append("")
+    return "\n".join(lines)
+
+
+# ---- HTML ---------------------------------------------------------------------------------------
+
+STYLE = """
+body { max-width: 64rem; padding: 0 1.5rem; line-height: 1.45; }
+h1 { font-size: 1.7rem; margin-bottom: 0.3rem; }
+h2 { font-size: 1.3rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.2rem; }
+nav { font-size: 0.9rem; } nav a { margin-right: 0.9rem; color: #1d4ed8; text-decoration: none; white-space: nowrap; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.6rem 0 1rem; font-size: 0.92rem; }
+th, td { padding: 0.3rem 0.7rem; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+th { background: #f4f4f5; border-bottom: 2px solid #ccc; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fafafa; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; height: auto; display: block; }
+figcaption, .note { color: #555; font-size: 0.9rem; }
+.note { font-style: italic; }
+.example { margin: 0.6rem 0; padding: 0.2rem 0.8rem; border-left: 3px solid #dc2626; background: #fcfcfc; }
+.example .heat { margin: 0.2rem 0 0.4rem; }
+code { background: #f4f4f5; padding: 0 0.2rem; border-radius: 0.2rem; }
+"""
+_NUMBER = re.compile(r"^(n/a|[+-]?\d[\d., ]*( ± [\d.]+)?)$")
+
+
+def _inline(text: str) -> str:
+    """Escaped text with markdown's `code` and **bold** marks as HTML."""
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", _html.escape(text))
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+def _td(cell: str) -> str:
+    return f'<td class="num">{_html.escape(cell)}</td>' if _NUMBER.match(cell) else f"<td>{_html.escape(cell)}</td>"
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
+def _html_block(b: Block) -> str:
+    if isinstance(b, Note):
+        return f'<p class="note">{_html.escape(b)}</p>'
+    if isinstance(b, str):
+        return f"<p>{_inline(b)}</p>"
+    if isinstance(b, Table):
+        head = "".join(f"<th>{_html.escape(h)}</th>" for h in b.header)
+        body = "".join("<tr>" + "".join(map(_td, r)) + "</tr>" for r in b.rows)
+        return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+    if isinstance(b, Figure):
+        data = base64.b64encode(b.path.read_bytes()).decode("ascii")
+        alt = _html.escape(b.caption)
+        return (f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
+                f"<figcaption>{alt}</figcaption></figure>")
+    return (f'<div class="example"><p class="meta">{_html.escape(b.caption)}</p>'
+            f"{heatmap.html_words(b.words, b.scores, b.top, b.truth)}</div>")
+
+
+def html(title: str, parts: list[Section]) -> str:
+    """report.html: one self-contained page (inline CSS, figures as data URIs, every text escaped)."""
+    nav = "<nav>" + " ".join(f'<a href="#{_slug(s.title)}">{_html.escape(s.title)}</a>' for s in parts) + "</nav>"
+    body = [nav] + [f'<section id="{_slug(s.title)}"><h2>{_html.escape(s.title)}</h2>\n'
+                    + "\n".join(map(_html_block, s.blocks)) + "</section>" for s in parts]
+    return heatmap.html_page(body, title=title, style=STYLE)
