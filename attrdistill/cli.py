@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
         logging.getLogger("attrdistill").error("%s", e)
         return 2
+    except OSError as e:   # disk full, read-only or missing run directory: finished stages stay complete
+        where = f" {e.filename}" if e.filename else ""
+        logging.getLogger("attrdistill").error("cannot write%s: %s. Stages completed so far are kept; free space or "
+                                               "fix permissions and rerun to continue.", where, e.strerror or e)
+        return 2
     finally:
         if handler is not None:   # main() may run many times in one process (tests, benches)
             logging.getLogger().removeHandler(handler)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -230,6 +231,19 @@ def _build(cls: type, raw: dict[str, Any], prefix: str = "", base: Any = None) -
     return base
 
 
+def _model_problem(model: str | None) -> str | None:
+    """Why `model` cannot load, when that is knowable before any work: a missing local path, or offline."""
+    if model is None or Path(model).expanduser().exists():
+        return None
+    if model.startswith(("/", "./", "../", "~")) or model.count("/") > 1:
+        return f"{model!r} is not an existing directory (a local model path must exist; a hub id looks like org/name)"
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        from huggingface_hub import try_to_load_from_cache
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            return f"{model!r} is neither a local directory nor in the hub cache, and HF_HUB_OFFLINE=1"
+    return None
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Range and choice checks that types alone cannot express."""
     flat = to_dict(cfg)
@@ -268,6 +282,16 @@ def validate(cfg: RunConfig) -> RunConfig:
             value = getattr(cfg.data, key)
             if not value or not Path(value).is_file():
                 raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', got {value!r}")
+    if cfg.distill.rationale_weight < 0:
+        raise ConfigError(f"distill.rationale_weight: expected a value >= 0 (lambda), got {cfg.distill.rationale_weight}")
+    for role in ("teacher", "student"):
+        problem = _model_problem(getattr(cfg, role).model)
+        if problem:
+            raise ConfigError(f"{role}.model: {problem}")
+    if cfg.data.source in ("cqa", "svamp", "anli1", "esnli") and cfg.data.loader != "hub" \
+            and not Path(cfg.data.path).is_dir():
+        raise ConfigError(f"data.path: {cfg.data.path!r} is not a folder (expected "
+                          f"{'the e-SNLI CSV files' if cfg.data.loader == 'esnli_csv' else 'the DSbS release'})")
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
     if cfg.data.limit < 0:

@@ -6,24 +6,37 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Iterator, Sequence
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 def encode(tokenizer: Any, sources: Sequence[str], targets: Sequence[str] | None, max_input_length: int,
            max_target_length: int, offsets: bool = False) -> list[dict[str, list]]:
     """One feature dict per pair: input_ids, labels (if targets), offset_mapping (if asked)."""
     enc = tokenizer(list(sources), truncation=True, max_length=max_input_length, return_offsets_mapping=offsets)
+    _warn_truncated(enc, "inputs", "max_input_length", max_input_length)
     out = [{"input_ids": ids} for ids in enc["input_ids"]]
     if offsets:
         for row, off in zip(out, enc["offset_mapping"]):
             row["offset_mapping"] = [tuple(o) for o in off]
     if targets is not None:
-        labels = tokenizer(text_target=list(targets), truncation=True, max_length=max_target_length)["input_ids"]
-        for row, lab in zip(out, labels):
+        enc_t = tokenizer(text_target=list(targets), truncation=True, max_length=max_target_length)
+        _warn_truncated(enc_t, "targets", "max_target_length", max_target_length)
+        for row, lab in zip(out, enc_t["input_ids"]):
             row["labels"] = lab
     return out
+
+
+def _warn_truncated(enc: Any, what: str, field: str, limit: int) -> None:
+    """One summary warning per call: how many texts lost tokens to truncation (fast tokenizers record it)."""
+    encodings = getattr(enc, "encodings", None) or []
+    n = sum(bool(e.overflowing) for e in encodings)
+    if n:
+        log.warning("%d of %d %s are longer than %s=%d tokens and were truncated", n, len(encodings), what, field, limit)
 
 
 def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:

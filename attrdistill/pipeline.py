@@ -31,7 +31,7 @@ from attrdistill.evaluation import ANSWER_MARK, accuracy, matcher, predict
 from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.report import write_report
-from attrdistill.store import fingerprint, write_json
+from attrdistill.store import atomic_open, fingerprint, manifest, verify, write_json
 from attrdistill.training import train
 from attrdistill.words import words
 
@@ -42,44 +42,68 @@ RATIONALE_VARIANTS = ("saliency", "random")   # variants whose rationale comes f
 # ---- bookkeeping -------------------------------------------------------------------------------
 
 def completed(out: Path, fp: str) -> dict | None:
-    """The DONE record of `out` if it was made with fingerprint `fp`."""
+    """The DONE record of `out` if it was made with fingerprint `fp` and its files match its manifest."""
     done = out / "DONE.json"
-    if done.is_file():
-        record = json.loads(done.read_text())
-        if record.get("fingerprint") == fp:
-            return record
-    return None
+    if not done.is_file():
+        return None
+    try:
+        record = json.loads(done.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        log.warning("%s is unreadable: the stage will be recomputed", done)
+        return None
+    if record.get("fingerprint") != fp:
+        return None
+    problem = verify(out, record.get("files", {}))
+    if problem:
+        log.warning("%s: %s; the stage will be recomputed", out, problem)
+        return None
+    return record
 
 
 def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict]) -> dict:
-    """Run `work` into `out` unless already complete with `fp`; returns its DONE record."""
+    """Run `work` into `out` unless already complete with `fp`; returns its DONE record.
+
+    DONE.json is written last and lists every result file with its size and checksum, so a stage
+    is complete only when all of it is on disk intact; scratch checkpoints are removed after it.
+    """
     record = completed(out, fp)
     if record is not None:
         log.info("skip %s: complete (%s)", label, out / "DONE.json")
         return record
     started = out / "STARTED.json"
-    if out.exists() and (not started.is_file() or json.loads(started.read_text()).get("fingerprint") != fp):
+    if out.exists() and (not started.is_file() or _fingerprint_of(started) != fp):
         log.info("%s: inputs or config changed since %s was written, recomputing", label, out)
         shutil.rmtree(out)
+    (out / "DONE.json").unlink(missing_ok=True)   # a stale or damaged record must not survive a recompute
     out.mkdir(parents=True, exist_ok=True)
     write_json(started, {"fingerprint": fp})
     log.info("%s: start", label)
     t0 = time.perf_counter()
     result = work()
-    record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result}
+    record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result,
+              "files": manifest(out)}
     write_json(out / "DONE.json", record)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)   # resumable state, useless once the stage is done
     log.info("%s: done in %.1fs", label, record["seconds"])
     return record
 
 
+def _fingerprint_of(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+    except (ValueError, OSError):
+        return None
+
+
 def require(out: Path, what: str, verb: str, fp: str) -> dict:
-    """The DONE record of an input stage; a clear error if it is missing or made with another config."""
+    """The DONE record of an input stage; a clear error if it is missing, made with another config, or damaged."""
     done = out / "DONE.json"
     if not done.is_file():
         raise RuntimeError(f"{what} is missing ({done}); run `attrdistill {verb}` on this run directory first")
     record = completed(out, fp)
     if record is None:
-        raise RuntimeError(f"{what} ({out}) was made with another config; run `attrdistill {verb}` again first")
+        raise RuntimeError(f"{what} ({out}) was made with another config or is damaged (see the log); run "
+                           f"`attrdistill {verb}` again first")
     return record
 
 
@@ -158,7 +182,7 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
             tok.save_pretrained(out / "model")
             return {"best_valid_accuracy": None, "steps": 0}
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
-                     cfg.teacher, out, correct=matcher(cfg.data.source))
+                     cfg.teacher, out, correct=matcher(cfg.data.source), label="teacher")
     return run_unit(out, fp_teacher(cfg), "finetune teacher", work)
 
 
@@ -236,7 +260,7 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
                 model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed)
                 return train(model, tok, _rows(examples, cfg, rationales), valid, cfg.student, out,
                              rationale_weight=cfg.distill.rationale_weight, seed=seed,
-                             correct=matcher(cfg.data.source))
+                             correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}")
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
                                                         f"distill {variant} seed {seed}", work)
     return {"seconds": sum(r["seconds"] for r in records.values())}
@@ -327,9 +351,30 @@ STAGES: dict[str, Callable[[Path, RunConfig], dict]] = {
 }
 
 
+def environment() -> dict[str, Any]:
+    """Versions of everything that can change a result, for the run directory's record."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+    import torch
+    return {"attrdistill": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            **{p: v(p) for p in ("torch", "transformers", "accelerate", "datasets", "tokenizers", "numpy")},
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+
+
 def save_run_config(run: Path, cfg: RunConfig) -> None:
+    """config.yaml and environment.json: what a run was made with (rewritten by every command)."""
+    if not is_main():
+        return
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+    with atomic_open(run / "config.yaml") as fh:
+        fh.write(dump_config(cfg))
+    write_json(run / "environment.json", environment())
 
 
 def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> dict:

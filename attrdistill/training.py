@@ -23,6 +23,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 from attrdistill.config import ModelConfig
 from attrdistill.evaluation import Matcher, exact_match
 from attrdistill.features import collate, encode
+from attrdistill.store import crash_point
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,27 @@ class TwoTaskTrainer(Seq2SeqTrainer):
 
 
 class StopOnNonFinite(TrainerCallback):
-    """Stop training when the logged loss is NaN or inf instead of training on garbage."""
+    """Stop training when the logged loss is NaN or inf instead of training on garbage (and never save it)."""
+
+    def __init__(self) -> None:
+        self.bad: tuple[float, int] | None = None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            log.error("loss is %s at step %d: stopping; the best checkpoint so far is kept", loss, state.global_step)
+            self.bad = (loss, state.global_step)
             control.should_training_stop = True
+            control.should_save = control.should_evaluate = False
+
+
+class CrashPoints(TrainerCallback):
+    """The resume tests' kill points: `<label>@<step>` right after that step's checkpoint is saved."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        crash_point(f"{self.label}@{state.global_step}")
 
 
 def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> list[dict[str, list]]:
@@ -69,8 +84,12 @@ def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> li
 
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
-          correct: Matcher = exact_match) -> dict[str, Any]:
-    """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model."""
+          correct: Matcher = exact_match, label: str = "train") -> dict[str, Any]:
+    """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
+
+    A NaN or infinite loss stops training with a RuntimeError; the checkpoints saved before it stay in
+    out_dir/checkpoints (lower the learning rate, then rerun: training resumes from the last one).
+    """
     t = cfg.train
     args = Seq2SeqTrainingArguments(
         output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
@@ -81,6 +100,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         predict_with_generate=True, generation_max_length=cfg.max_target_length, generation_num_beams=1,
         logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
         report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
+        logging_nan_inf_filter=False,   # the default logs a NaN loss as the running mean, hiding it
         dataloader_pin_memory=torch.cuda.is_available(),
         bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(),
         fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=False,
@@ -93,15 +113,22 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         g = tokenizer.batch_decode(labels, skip_special_tokens=True)
         return {"accuracy": float(np.mean([correct(a, b) for a, b in zip(p, g)]))}
 
+    guard = StopOnNonFinite()
     trainer = TwoTaskTrainer(
         model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg),
         eval_dataset=features(tokenizer, valid_rows, cfg),
         data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=accuracy,
-        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[StopOnNonFinite()])
+        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)])
     checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*"))
     if checkpoints:
         log.info("resuming %s from %s", out_dir.name, checkpoints[-1].name)
     trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    if guard.bad is not None:
+        loss, step = guard.bad
+        kept = ", ".join(p.name for p in sorted((out_dir / "checkpoints").glob("checkpoint-*"))) or "none yet"
+        raise RuntimeError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
+                           f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
+                           "(or use float32) and rerun to resume from the last good checkpoint.")
     trainer.save_model(str(out_dir / "model"))
     history = trainer.state.log_history
     (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))

@@ -106,8 +106,8 @@ def test_esnli_csv_loader_in_a_run_config(tmp_path):
     from tests.test_esnli_csv import DEV_ROW, TRAIN_HEADER, write
     for name in ("esnli_dev.csv", "esnli_test.csv"):
         write(tmp_path / name, [DEV_ROW])
-    for name in ("esnli_train_1.csv", "esnli_train_2.csv"):
-        write(tmp_path / name, [DEV_ROW[:9]], TRAIN_HEADER)
+    for i, name in enumerate(("esnli_train_1.csv", "esnli_train_2.csv")):
+        write(tmp_path / name, [[f"pair{i}"] + DEV_ROW[1:9]], TRAIN_HEADER)
     splits = build_splits(DataConfig(source="esnli", loader="esnli_csv", path=str(tmp_path)))
     assert len(splits["teacher_train"]) == 2 and len(splits["valid"]) == 1
     assert splits["test"][0].label == "neutral" and splits["test"][0].human

@@ -16,6 +16,7 @@ integrated_gradients, occlusion, and random (seeded uniform word scores, the pap
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 from typing import Any, Callable
@@ -30,9 +31,10 @@ from attrdistill.data.example import Example, read_jsonl, write_jsonl
 from attrdistill.distributed import barrier, process
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode, length_batches
-from attrdistill.store import fingerprint
+from attrdistill.store import crash_point, fingerprint
 from attrdistill.words import ENGLISH_STOP_WORDS, aggregate, is_punctuation, token_to_word, word_spans
 
+log = logging.getLogger(__name__)
 TokenMethod = Callable[[Any, dict[str, torch.Tensor], AttributionConfig], torch.Tensor]
 TOKEN_METHODS: dict[str, TokenMethod] = {
     "saliency": gradients.saliency,
@@ -86,13 +88,29 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
         if path is not None:
             write_jsonl(path, rows)   # atomic: a shard file on disk is a whole shard
         computed[s] = rows
+        crash_point(f"shard@{s}")
     barrier()
     out: list[dict] = []
-    for s in range(len(shards)):
-        out += computed[s] if s in computed else read_jsonl(folder / f"shard-{s:05d}.jsonl")
-    if [r["id"] for r in out] != [ex.id for ex in examples]:
-        raise RuntimeError(f"{folder}: cached scores do not match the examples; delete the folder and rerun")
+    for s, shard in enumerate(shards):
+        rows = computed.get(s) or _cached(folder / f"shard-{s:05d}.jsonl", shard)
+        if rows is None:   # damaged on disk: recompute it here rather than trust it
+            rows = _score_shard(shard, method, model, tokenizer, cfg, prefix, max_input_length, max_target_length, seed)
+            write_jsonl(folder / f"shard-{s:05d}.jsonl", rows)
+        out += rows
     return out
+
+
+def _cached(path: Path, shard: list[Example]) -> list[dict] | None:
+    """A cached shard's rows, or None (with a log line) when the file is unreadable or holds other examples."""
+    try:
+        rows = read_jsonl(path)
+    except (ValueError, OSError) as e:
+        log.warning("%s is damaged (%s): recomputing it", path, e)
+        return None
+    if [r.get("id") for r in rows] != [ex.id for ex in shard]:
+        log.warning("%s holds other examples than expected: recomputing it", path)
+        return None
+    return rows
 
 
 def _score_shard(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg: AttributionConfig,

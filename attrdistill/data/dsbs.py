@@ -186,10 +186,16 @@ def format_example(name: str, row: dict[str, Any], ex_id: str, nli_format: str =
     CQA rows with `extractive_explanation` (the CoS-E span) also get `human`: the words of that span
     inside the question part of the input (see `cqa_human`).
     """
+    text_fields = {"cqa": ("question", "answer"), "svamp": ("input", "label")}.get(name, ("premise", "hypothesis"))
+    empty = [f for f in text_fields if not isinstance(row[f], str) or not row[f].strip()]
+    if empty:
+        raise ValueError(f"{where}: empty or non-text field(s) {', '.join(empty)}")
     if name == "cqa":
         choices = row["choices"]
         if not isinstance(choices, list) or len(choices) != 5:
             raise ValueError(f"{where}: expected 5 answer choices, got {choices!r}")
+        if row["answer"] not in choices:
+            raise ValueError(f"{where}: answer {row['answer']!r} is not one of its choices {choices!r}")
         options = "\n".join(f"({letter}) {c}" for letter, c in zip("abcde", choices))
         text = f"{row['question']}\nAnswer Choices:\n{options}"
         span = row.get("extractive_explanation")

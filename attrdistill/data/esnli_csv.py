@@ -16,11 +16,12 @@ dropped, so `*lunch.*` gives "lunch". The `*_Highlighted_k` index columns are ig
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from attrdistill.data.dsbs import EOS, NLI_FORMATS, NLI_LABELS, format_example
-from attrdistill.data.example import Example
+from attrdistill.data.example import Example, read_text
 from attrdistill.data.highlights import words_in_spans
 
 FILES = {"train": ("esnli_train_1.csv", "esnli_train_2.csv"), "valid": ("esnli_dev.csv",),
@@ -58,7 +59,7 @@ def _read(path: Path, columns: list[str]) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     out = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         missing = [c for c in columns if c not in header]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
+
+from attrdistill.store import atomic_open
 
 SPLITS = ("teacher_train", "student_train", "valid", "test")
 
@@ -26,29 +27,37 @@ class Example:
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
     """Write rows to `path` atomically: a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path) as fh:
         for row in rows:
             fh.write(json.dumps(dataclasses.asdict(row) if dataclasses.is_dataclass(row) else row,
                                 ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file (a leading BOM dropped); other bytes raise ValueError naming file, line and byte."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         "save the file as UTF-8") from None
 
 
 def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; bad lines raise ValueError naming file and line."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-            rows.append((n, row))
+    # Only "\n" ends a line: JSON written with ensure_ascii=False may hold a raw U+2028 inside a string.
+    for n, line in enumerate(read_text(path).split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+        rows.append((n, row))
     return rows
 
 

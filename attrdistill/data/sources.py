@@ -8,11 +8,12 @@ students both learn from it (as in the paper); CQA and SVAMP take DSbS's 10% val
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
-from attrdistill.data.example import Example, read_jsonl_lines
+from attrdistill.data.example import Example, read_jsonl_lines, read_text
 from attrdistill.words import words
 
 
@@ -36,7 +37,23 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     if valid is None:   # as DSbS does for CQA and SVAMP
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
     splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
-    return {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
+    splits = {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
+    for name, rows in splits.items():
+        check_split(rows, f"data.source {cfg.source}, split {name}")
+    return splits
+
+
+def check_split(examples: list[Example], where: str) -> None:
+    """Refuse an empty split, an empty input or label, or a repeated id (ids key rationales and predictions)."""
+    if not examples:
+        raise ValueError(f"{where}: the split is empty")
+    seen: set[str] = set()
+    for ex in examples:
+        if not ex.input.strip() or not ex.label.strip():
+            raise ValueError(f"{where}: example {ex.id!r} has an empty {'input' if not ex.input.strip() else 'label'}")
+        if ex.id in seen:
+            raise ValueError(f"{where}: id {ex.id!r} occurs more than once; ids must be unique within a split")
+        seen.add(ex.id)
 
 
 def paper_split(cfg: DataConfig, split: str) -> list[Example] | None:
@@ -59,20 +76,29 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
                rationale_field: str | None = None) -> list[Example]:
     """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields."""
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
-            rows = [(n, row) for n, row in enumerate(csv.DictReader(fh), 2)]   # line 1 is the header
+        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+        rows, start = [], 2   # line 1 is the header; a quoted field may span lines, so count from the reader
+        for row in reader:
+            rows.append((start, row))
+            start = reader.line_num + 1
     elif path.suffix in (".jsonl", ".json"):
         rows = read_jsonl_lines(path)
     else:
         raise ValueError(f"{path}: expected a .jsonl or .csv file")
-    out = []
+    out, first_line = [], {}
     for n, row in rows:
         missing = [f for f in (input_field, label_field) if not str(row.get(f) or "").strip()]
         if missing:
             raise ValueError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+        ex_id = str(row.get("id", f"{path.stem}-{n}"))
+        if ex_id in first_line:
+            raise ValueError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
+        first_line[ex_id] = n
         rationale = str(row.get(rationale_field) or "") if rationale_field else None
-        out.append(Example(id=str(row.get("id", f"{path.stem}-{n}")), input=str(row[input_field]),
+        out.append(Example(id=ex_id, input=str(row[input_field]),
                            label=str(row[label_field]), rationale=rationale))
+    if not out:
+        raise ValueError(f"{path}: no examples (the file has no rows)")
     return out
 
 
@@ -90,7 +116,7 @@ def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, inp
         cfg = DataConfig(source=name, path=str(root), loader=loader, hub_id=hub_id)
         names = dsbs.available_splits(root, name) if loader == "dsbs" else [
             s for s in ("train", "valid", "test") if loader == "esnli_csv" or hub.has_split(name, s)]
-        splits = {s: paper_split(cfg, s) for s in ([split] if split else names)}
+        splits = {s: paper_split(cfg, s) for s in names}
     lines = ["split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())]
     chosen = split or next(iter(splits))
     if chosen not in splits:

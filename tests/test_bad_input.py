@@ -1,0 +1,202 @@
+"""Bad input is refused with a clear error before any work, naming file, line or field: one test per case.
+
+| # | case | expected message names |
+|---|---|---|
+| 1 | unknown config key | the key and the nearest valid one |
+| 2 | wrong type | the field and the type |
+| 3 | k <= 0 | attribution.k |
+| 4 | lambda < 0 | distill.rationale_weight |
+| 5 | lr <= 0 | the learning rate field |
+| 6 | missing local model path | teacher.model |
+| 7 | hub id offline and not cached | student.model, HF_HUB_OFFLINE |
+| 8 | missing data path | data.path |
+| 9 | e-SNLI CSV loader on another dataset | data.loader |
+| 10 | malformed JSONL | file and line |
+| 11 | missing field | file, line and field |
+| 12 | empty input | file, line, field |
+| 13 | empty label | file, line, field |
+| 14 | CQA answer not among its choices | file and line |
+| 15 | non-UTF-8 bytes | file and line |
+| 16 | duplicate ids | the id |
+| 17 | empty split | the split |
+| 18 | CSV without the input column | file, line, field |
+| 19 | file that is neither .jsonl nor .csv | the file |
+| 20 | inputs longer than the model's limit | one summary warning with the count |
+| 21 | NaN loss | the step; checkpoints kept |
+| 22 | disk full | the file; nothing half-written |
+| 23 | unwritable run directory | the path |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from attrdistill.cli import main
+from attrdistill.config import ModelConfig, TrainConfig
+from attrdistill.data.example import write_jsonl
+from attrdistill.features import encode
+from attrdistill.training import TwoTaskTrainer, train
+from tests.conftest import tiny_t5
+
+
+def _refused(caplog, tmp_path: Path, *args: str) -> str:
+    """Run the CLI, expect exit 2 with no stage output written, return the logged error."""
+    out = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(out), *args]) == 2
+    assert not (out / "data" / "DONE.json").exists()
+    return caplog.records[-1].getMessage()
+
+
+def _sets(*overrides: str) -> list[str]:
+    return [x for o in overrides for x in ("--set", o)]
+
+
+CONFIG_CASES = {
+    "unknown key": (["attribution.kk=3"], r"unknown config key 'attribution.kk'.*did you mean 'attribution.k'"),
+    "wrong type": (["attribution.k=five"], r"attribution.k: expected int"),
+    "k <= 0": (["attribution.k=0"], r"attribution.k: expected a value > 0"),
+    "lambda < 0": (["distill.rationale_weight=-0.5"], r"distill.rationale_weight: expected a value >= 0"),
+    "lr <= 0": (["student.train.learning_rate=0"], r"student.train.learning_rate: expected a value > 0"),
+    "missing model path": (["teacher.model=./no/such/model"], r"teacher.model: './no/such/model' is not an existing"),
+    "offline hub id": (["student.model=someone/not-cached-model"], r"student.model: .*HF_HUB_OFFLINE=1"),
+    "missing data path": (["data.source=cqa", "data.path=/no/such/dsbs"], r"data.path: '/no/such/dsbs' is not a folder"),
+    "esnli_csv on cqa": (["data.source=cqa", "data.loader=esnli_csv"], r"data.loader: esnli_csv reads e-SNLI only"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_config_is_refused_before_any_work(case, caplog, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    overrides, pattern = CONFIG_CASES[case]
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(tmp_path / "run"), *_sets(*overrides)]) == 2
+    assert not (tmp_path / "run").exists(), "a refused config must not create the run directory"
+    import re
+    assert re.search(pattern, caplog.records[-1].getMessage()), caplog.records[-1].getMessage()
+
+
+GOOD = [{"id": f"r{i}", "input": f"text number {i}", "label": "yes" if i % 2 else "no"} for i in range(6)]
+
+
+def _files(tmp_path: Path, train_text: str | bytes, name: str = "train.jsonl") -> list[str]:
+    train = tmp_path / name
+    train.write_bytes(train_text if isinstance(train_text, bytes) else train_text.encode())
+    write_jsonl(tmp_path / "test.jsonl", GOOD)
+    return _sets("data.source=files", f"data.train_file={train}", f"data.test_file={tmp_path / 'test.jsonl'}")
+
+
+def _jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+DATA_CASES = {
+    "malformed JSONL": (_jsonl(GOOD[:3]) + '{"id": "r9", "input": \n' + _jsonl(GOOD[3:]), r"train.jsonl:4: not valid JSON"),
+    "missing field": (_jsonl(GOOD[:2] + [{"id": "x", "input": "no label"}] + GOOD[2:]),
+                      r"train.jsonl:3: missing or empty field\(s\) label"),
+    "empty input": (_jsonl(GOOD[:4] + [{"id": "x", "input": "  ", "label": "yes"}]),
+                    r"train.jsonl:5: missing or empty field\(s\) input"),
+    "empty label": (_jsonl([{"id": "x", "input": "a b", "label": ""}] + GOOD),
+                    r"train.jsonl:1: missing or empty field\(s\) label"),
+    "non-UTF-8": (_jsonl(GOOD[:2]).encode() + b'{"id": "x", "input": "caf\xe9", "label": "no"}\n',
+                  r"train.jsonl:3: not UTF-8 text \(byte 0xe9"),
+    "duplicate ids": (_jsonl(GOOD + [GOOD[2]]), r"train.jsonl:7: id 'r2' is already used on line 3"),
+    "empty split": ("\n\n", r"train.jsonl: no examples"),
+}
+
+
+@pytest.mark.parametrize("case", DATA_CASES)
+def test_bad_data_is_refused_naming_file_and_line(case, caplog, tmp_path):
+    text, pattern = DATA_CASES[case]
+    import re
+    message = _refused(caplog, tmp_path, *_files(tmp_path, text))
+    assert re.search(pattern, message), message
+
+
+def test_csv_without_the_input_column(caplog, tmp_path):
+    message = _refused(caplog, tmp_path, *_files(tmp_path, "text,label\nhello,yes\nbye,no\n", "train.csv"))
+    assert "train.csv:2: missing or empty field(s) input" in message
+
+
+def test_file_of_another_kind(caplog, tmp_path):
+    message = _refused(caplog, tmp_path, *_files(tmp_path, "a\tb\n", "train.tsv"))
+    assert "train.tsv: expected a .jsonl or .csv file" in message
+
+
+def test_cqa_answer_not_among_its_choices(caplog, tmp_path):
+    rows = [{"id": f"q{i}", "question": f"Where is thing {i}?", "choices": ["a", "b", "c", "d", "e"], "answer": "b"}
+            for i in range(4)]
+    rows[2]["answer"] = "zoo"
+    for split in ("train", "test"):
+        write_jsonl(tmp_path / "dsbs" / "cqa" / f"cqa_{split}.json", rows)
+    message = _refused(caplog, tmp_path, *_sets("data.source=cqa", f"data.path={tmp_path / 'dsbs'}"))
+    assert "cqa_train.json:3: answer 'zoo' is not one of its choices" in message
+
+
+def test_long_inputs_are_truncated_with_one_summary_warning(word_tok, caplog):
+    texts = ["predict: " + " ".join(["the"] * n) for n in (3, 40, 50, 4)]
+    with caplog.at_level(logging.WARNING, logger="attrdistill.features"):
+        feats = encode(word_tok, texts, ["a"] * 4, max_input_length=16, max_target_length=8)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["2 of 4 inputs are longer than max_input_length=16 tokens and were truncated"]
+    assert [len(f["input_ids"]) for f in feats] == [6, 16, 16, 7]
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_checkpoints(word_tok, examples, tmp_path, monkeypatch):
+    real = TwoTaskTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = real(self, model, inputs, *args, **kwargs)
+        return loss * math.nan if self.state.global_step >= 3 else loss
+    monkeypatch.setattr(TwoTaskTrainer, "compute_loss", poisoned)
+    rows = [{"source": "predict: " + ex.input, "target": ex.label} for ex in examples]
+    cfg = ModelConfig(train=TrainConfig(max_steps=8, eval_steps=2, batch_size=4, learning_rate=1e-3))
+    with pytest.raises(RuntimeError, match=r"loss became nan at step 4.*checkpoint-2"):
+        train(tiny_t5(len(word_tok)), word_tok, rows, rows[:4], cfg, tmp_path, label="teacher")
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*"))
+    assert kept == ["checkpoint-2"], "the last good checkpoint stays; nothing is saved after the NaN"
+    state = json.loads((tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").read_text())
+    assert all(math.isfinite(h["loss"]) for h in state["log_history"] if "loss" in h)
+    assert not (tmp_path / "model").exists()
+
+
+def test_disk_full_leaves_nothing_half_written(tmp_path, caplog):
+    """A write that fails (ENOSPC from /dev/full) removes its temporary file and keeps the old version."""
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is not available on this system")
+    target = tmp_path / "rows.jsonl"
+    write_jsonl(target, GOOD[:2])
+    before = target.read_bytes()
+    (tmp_path / "rows.jsonl.tmp").symlink_to("/dev/full")   # the temporary file lands on a full device
+    with pytest.raises(OSError) as err:
+        write_jsonl(target, GOOD * 2000)
+    assert err.value.errno == 28   # ENOSPC
+    assert target.read_bytes() == before and not (tmp_path / "rows.jsonl.tmp").exists()
+    # Through the CLI: the data stage cannot write its first split; it says so and exits 2.
+    from attrdistill.config import load_config
+    from attrdistill.pipeline import fp_data
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    (run / "data" / "STARTED.json").write_text(json.dumps({"fingerprint": fp_data(load_config(None, []))}))
+    (run / "data" / "teacher_train.jsonl.tmp").symlink_to("/dev/full")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(run)]) == 2
+    message = caplog.records[-1].getMessage()
+    assert "cannot write" in message and "No space left" in message, message
+    assert not (run / "data" / "DONE.json").exists() and not (run / "data" / "teacher_train.jsonl").exists()
+
+
+def test_unwritable_run_directory(tmp_path, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(blocker / "run")]) == 2
+    message = caplog.records[-1].getMessage()
+    assert "cannot write" in message and str(blocker) in message
+    assert os.listdir(tmp_path) == ["a-file"]
