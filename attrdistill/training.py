@@ -82,6 +82,24 @@ def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> li
     return feats
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """Trainer checkpoints in step order (checkpoint-10 after checkpoint-9)."""
+    found = [p for p in folder.glob("checkpoint-*") if p.name.removeprefix("checkpoint-").isdigit()]
+    return sorted(found, key=lambda p: int(p.name.removeprefix("checkpoint-")))
+
+
+def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint; one cut short by a crash (no trainer_state.json, written last) is skipped."""
+    for path in reversed(_checkpoints(folder)):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+            return path
+        except (OSError, ValueError):
+            pass
+        log.warning("%s is incomplete (killed while saving?): resuming from an earlier checkpoint", path)
+    return None
+
+
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train") -> dict[str, Any]:
@@ -119,13 +137,13 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         eval_dataset=features(tokenizer, valid_rows, cfg),
         data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=accuracy,
         processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)])
-    checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*"))
-    if checkpoints:
-        log.info("resuming %s from %s", out_dir.name, checkpoints[-1].name)
-    trainer.train(resume_from_checkpoint=bool(checkpoints) or None)
+    last = last_checkpoint(out_dir / "checkpoints")
+    if last is not None:
+        log.info("resuming %s from %s", label, last.name)
+    trainer.train(resume_from_checkpoint=str(last) if last else None)
     if guard.bad is not None:
         loss, step = guard.bad
-        kept = ", ".join(p.name for p in sorted((out_dir / "checkpoints").glob("checkpoint-*"))) or "none yet"
+        kept = ", ".join(p.name for p in _checkpoints(out_dir / "checkpoints")) or "none yet"
         raise RuntimeError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
                            f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
                            "(or use float32) and rerun to resume from the last good checkpoint.")
