@@ -85,6 +85,12 @@ class ModelConfig:
                                  "from the size fields below.")
     tokenizer: str | None = _f(None, "Hub id or directory of the tokenizer; null uses the model's, or for a "
                                      "from-scratch model the word-level tokenizer built from the task.")
+    architecture: str = _f("t5", "From-scratch family: t5 (encoder-decoder) or llama (decoder-only); a pretrained "
+                                 "model brings its own (seq2seq or causal LM, detected from its config).")
+    gguf_file: str | None = _f(None, "A .gguf file of a causal LM (a path, or a file name inside `model`), loaded "
+                                     "dequantized through transformers (needs the gguf package).")
+    keep_every: int = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` "
+                            "(1 = all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
     d_model: int = _f(128, "From-scratch T5: hidden size.")
     d_ff: int = _f(512, "From-scratch T5: feed-forward size.")
     num_layers: int = _f(2, "From-scratch T5: encoder layers (the decoder has as many).")
@@ -164,6 +170,8 @@ CHOICES = {
     "data.nli_format": ("eos", "text"),
     "data.loader": ("dsbs", "hub", "esnli_csv"),
     "teacher.dtype": ("float32", "bfloat16", "float16"),
+    "teacher.architecture": ("t5", "llama"),
+    "student.architecture": ("t5", "llama"),
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
     "attribution.order": ("score", "position"),
@@ -267,7 +275,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                 "data.n_student_train", "data.n_valid", "data.n_test", "data.n_teacher_train"]
     for role in ("teacher", "student"):
         positive += [f"{role}.{n}" for n in ("d_model", "d_ff", "num_layers", "num_heads", "max_input_length",
-                                             "max_target_length")]
+                                             "max_target_length", "keep_every")]
         positive += [f"{role}.train.{n}" for n in ("learning_rate", "batch_size", "eval_steps")]
     if cfg.student.train.max_steps <= 0 or cfg.teacher.train.max_steps < 0:
         raise ConfigError("student.train.max_steps: expected a value > 0 (teacher.train.max_steps may be 0: "
