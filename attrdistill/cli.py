@@ -1,7 +1,7 @@
 """The `attrdistill` command line.
 
     attrdistill run [CONFIG.yaml] [--set key=value ...] [--out DIR]   # every stage into runs/<name>
-    attrdistill finetune|attribute|distill|evaluate|report RUN_DIR    # one stage of an existing run
+    attrdistill finetune|attribute|distill|evaluate|analyze|report RUN_DIR   # one stage of an existing run
     attrdistill show RUN_DIR [--example ID] [--html FILE]             # an example's word scores, coloured
     attrdistill data show cqa --n 3                                    # look at a data source
     attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
@@ -27,7 +27,8 @@ STAGE_HELP = {
     "attribute": "score input words with the teacher; top-k words become rationales (RUN/attributions)",
     "distill": "train every student variant x seed on student_train (RUN/students)",
     "evaluate": "greedy predictions of teacher and students on the test split (RUN/predictions)",
-    "report": "write RUN/metrics.json and RUN/report.md",
+    "analyze": "rationale quality per method (recall, faithfulness, human agreement) and prediction overlap",
+    "report": "write RUN/metrics.json, RUN/report.md and RUN/report.html",
 }
 
 

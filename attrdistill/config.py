@@ -131,8 +131,9 @@ class AttributionConfig:
 @dataclass
 class DistillConfig:
     variants: list[str] = _f(["standard", "random", "saliency", "oracle"],
-                             "Students to train: standard (label only), saliency (teacher's top-k words), "
-                             "random (k random input words), oracle (the task's true decisive words), dsbs (the "
+                             "Students to train: standard (label only), saliency (the teacher's top-k words by "
+                             "saliency; any attribution method's name works the same way, e.g. "
+                             "integrated_gradients), random (k random input words), oracle (the task's true decisive words), dsbs (the "
                              "data's LLM rationales, Distilling Step-by-Step), human (the data's human highlights: CoS-E "
                              "spans on cqa, e-SNLI marks).")
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
@@ -149,6 +150,19 @@ class EvalConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    k_sweep: list[int] = _f([], "Also train attribution.method students with each of these k (the paper: 1..10 on ANLI "
+                                "and CQA) and report accuracy vs k; [] = no sweep.")
+    methods: list[str] = _f([], "More attribution methods to score and compare (recall, faithfulness, human agreement) "
+                                "without training students on them; a method named in distill.variants is compared "
+                                "anyway.")
+    faithfulness_examples: int = _f(200, "Student-train examples on which each method's comprehensiveness and "
+                                         "sufficiency are measured with the teacher (0 = skip).")
+    fractions: list[float] = _f([0.01, 0.05, 0.1, 0.2], "Shares of the input words deleted / kept for faithfulness "
+                                                        "(AOPC over these, as ERASER).")
+
+
+@dataclass
 class RunConfig:
     name: str = _f("default", "Run name; the run directory is runs/<name> unless --out is given.")
     data: DataConfig = _f(DataConfig(), "Which task and how much of it.")
@@ -161,6 +175,7 @@ class RunConfig:
     attribution: AttributionConfig = _f(AttributionConfig(), "How the teacher's rationales are computed.")
     distill: DistillConfig = _f(DistillConfig(), "Which students to train.")
     eval: EvalConfig = _f(EvalConfig(), "Test-set evaluation.")
+    analysis: AnalysisConfig = _f(AnalysisConfig(), "The paper's analyses and rationale-quality measures.")
     paper: str | None = _f(None, "Paper setting '<dataset>/<student model>' (e.g. cqa/t5-small) whose published "
                                  "accuracies the report prints beside the measured ones.")
 
@@ -182,7 +197,8 @@ CHOICES = {
     "attribution.ig_baseline": ("zero", "pad"),
     "distill.format": ("two_task", "single"),
 }
-VARIANTS = ("standard", "random", "saliency", "oracle", "dsbs", "human")
+METHODS = CHOICES["attribution.method"]
+VARIANTS = ("standard", "oracle", "dsbs", "human") + METHODS   # a method's name: its top-k words as rationales
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -268,6 +284,16 @@ def validate(cfg: RunConfig) -> RunConfig:
     for v in cfg.distill.variants:
         if v not in VARIANTS:
             raise ConfigError(f"distill.variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+    for m in cfg.analysis.methods:
+        if m not in METHODS:
+            raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(METHODS)}")
+    if any(k <= 0 for k in cfg.analysis.k_sweep):
+        raise ConfigError(f"analysis.k_sweep: every k must be > 0, got {cfg.analysis.k_sweep}")
+    if not cfg.analysis.fractions or any(not 0 < q <= 1 for q in cfg.analysis.fractions):
+        raise ConfigError(f"analysis.fractions: expected shares in (0, 1], got {cfg.analysis.fractions}")
+    if cfg.analysis.faithfulness_examples < 0:
+        raise ConfigError(f"analysis.faithfulness_examples: expected a value >= 0, got "
+                          f"{cfg.analysis.faithfulness_examples}")
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
     positive = ["attribution.k", "attribution.batch_size", "attribution.shard_size", "attribution.ig_steps",

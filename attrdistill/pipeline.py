@@ -1,6 +1,6 @@
 """The stages of a run, each reading and writing one run directory.
 
-    data -> finetune (teacher) -> attribute -> distill (students) -> evaluate -> report
+    data -> finetune (teacher) -> attribute -> distill (students) -> evaluate -> analyze -> report
 
     run_stages(Path("runs/default"), cfg)              # every stage; finished ones are skipped
     STAGES["attribute"](Path("runs/default"), cfg)     # one stage on an existing run
@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from attrdistill import __version__
-from attrdistill.attribution import attribute, recall_at_k
-from attrdistill.config import RunConfig, dump_config, to_dict
+from attrdistill import analysis
+from attrdistill.attribution import attribute, rationale_at, recall_at_k
+from attrdistill.config import METHODS, RunConfig, dump_config, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import is_main
@@ -36,7 +37,6 @@ from attrdistill.training import train
 from attrdistill.words import words
 
 log = logging.getLogger("attrdistill")
-RATIONALE_VARIANTS = ("saliency", "random")   # variants whose rationale comes from an attribution method
 
 
 # ---- bookkeeping -------------------------------------------------------------------------------
@@ -122,12 +122,37 @@ def fp_teacher(cfg: RunConfig) -> str:
     return fingerprint("teacher", fp_data(cfg), to_dict(cfg.teacher))
 
 
+def attribution_methods(cfg: RunConfig) -> list[str]:
+    """Every method the attribute stage scores: the configured one, random, variants' and analysis.methods."""
+    return list(dict.fromkeys([cfg.attribution.method, "random"] + [v for v in cfg.distill.variants if v in METHODS]
+                              + cfg.analysis.methods))
+
+
+def student_variants(cfg: RunConfig) -> list[str]:
+    """distill.variants plus the k sweep's students, named '<method>@k<k>'."""
+    sweep = [f"{cfg.attribution.method}@k{k}" for k in cfg.analysis.k_sweep if k != cfg.attribution.k]
+    return list(dict.fromkeys(cfg.distill.variants + sweep))
+
+
+def split_variant(variant: str) -> tuple[str, int | None]:
+    """'saliency@k3' -> ('saliency', 3); 'standard' -> ('standard', None)."""
+    base, _, k = variant.partition("@k")
+    return base, int(k) if k else None
+
+
+def fp_method(cfg: RunConfig, method: str, k: int | None = None) -> str:
+    """One method's rationales: the teacher, the method, and how words are selected (not attribution.method)."""
+    selection = {**to_dict(cfg.attribution), "method": None, "k": k or cfg.attribution.k}
+    return fingerprint("method", fp_teacher(cfg), method, selection, cfg.data.seed if method == "random" else None)
+
+
 def fp_attribution(cfg: RunConfig) -> str:
-    return fingerprint("attribution", fp_teacher(cfg), to_dict(cfg.attribution))
+    return fingerprint("attribution", [fp_method(cfg, m) for m in attribution_methods(cfg)])
 
 
 def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
-    upstream = fp_attribution(cfg) if variant in RATIONALE_VARIANTS else fp_data(cfg)
+    base, k = split_variant(variant)
+    upstream = fp_method(cfg, base, k) if base in METHODS else fp_data(cfg)
     how = (cfg.distill.rationale_weight, cfg.distill.format) if variant != "standard" else None
     return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how)
 
@@ -195,7 +220,7 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
     require(run / "teacher", "the fine-tuned teacher", "finetune", fp_teacher(cfg))
     out = run / "attributions"
     examples = load_split(run, "student_train")
-    methods = list(dict.fromkeys([cfg.attribution.method, "random"]))
+    methods = attribution_methods(cfg)
     model = tok = None
 
     def rows_of(method: str) -> list[dict]:
@@ -239,18 +264,19 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
             raise ValueError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files), "
                              "which this data lacks")
         return {ex.id: ", ".join(words(ex.input)[i] for i in ex.human) for ex in examples}
-    method = cfg.attribution.method if variant == "saliency" else "random"
-    return {r["id"]: r["rationale"] for r in read_jsonl(run / "attributions" / f"{method}.jsonl")}
+    method, k = split_variant(variant)
+    rows = read_jsonl(run / "attributions" / f"{method}.jsonl")
+    return {r["id"]: rationale_at(r, k, cfg.attribution) if k else r["rationale"] for r in rows}
 
 
 def stage_distill(run: Path, cfg: RunConfig) -> dict:
     """Train one student per (variant, seed) on student_train."""
     require(run / "data", "the data stage", "run", fp_data(cfg))
-    if any(v in RATIONALE_VARIANTS for v in cfg.distill.variants):
+    if any(split_variant(v)[0] in METHODS for v in student_variants(cfg)):
         require(run / "attributions", "the teacher's rationales", "attribute", fp_attribution(cfg))
     examples, valid = load_split(run, "student_train"), _rows(load_split(run, "valid"), cfg)
     records = {}
-    for variant in cfg.distill.variants:
+    for variant in student_variants(cfg):
         rationales = rationales_for(run, cfg, variant, examples)
         for seed in cfg.distill.seeds:
             out = student_dir(run, variant, seed)
@@ -266,10 +292,10 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
     return {"seconds": sum(r["seconds"] for r in records.values())}
 
 
-def _models(run: Path, cfg: RunConfig) -> dict[str, tuple[Path, str]]:
+def _model_dirs(cfg: RunConfig, run: Path = Path(".")) -> dict[str, tuple[Path, str]]:
     """name -> (model dir, fingerprint) of every trained model of the run."""
     models = {"teacher": (run / "teacher", fp_teacher(cfg))}
-    for variant in cfg.distill.variants:
+    for variant in student_variants(cfg):
         for seed in cfg.distill.seeds:
             models[f"{variant}-seed{seed}"] = (student_dir(run, variant, seed), fp_student(cfg, variant, seed))
     return models
@@ -280,7 +306,7 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
     test = load_split(run, "test")
     sources = [cfg.data.predict_prefix + ex.input for ex in test]
     seconds = 0.0
-    for name, (model_dir, model_fp) in _models(run, cfg).items():
+    for name, (model_dir, model_fp) in _model_dirs(cfg, run).items():
         require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
 
@@ -301,6 +327,46 @@ def _mean_std(values: list[float]) -> dict[str, float]:
     return {"accuracy": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
 
 
+def fp_analyze(cfg: RunConfig) -> str:
+    return fingerprint("analyze", fp_attribution(cfg), [fp_eval(cfg, fp) for _, fp in _model_dirs(cfg).values()],
+                       to_dict(cfg.analysis), cfg.data.predict_prefix)
+
+
+def stage_analyze(run: Path, cfg: RunConfig) -> dict:
+    """Rationale quality per attribution method (recall@k, answer overlap, human agreement, faithfulness on
+    the teacher) and prediction overlap between the students (their first seed)."""
+    require(run / "attributions", "the teacher's rationales", "attribute", fp_attribution(cfg))
+    out = run / "analyses"
+
+    def work() -> dict:
+        examples = load_split(run, "student_train")
+        rows = {m: read_jsonl(run / "attributions" / f"{m}.jsonl") for m in attribution_methods(cfg)}
+        result: dict[str, Any] = {
+            "recall_at_k": {m: recall_at_k(r, examples) for m, r in rows.items()},
+            "answer_overlap": {m: analysis.answer_overlap(r, examples) for m, r in rows.items()},
+            "human_agreement": {m: h for m, r in rows.items() if (h := analysis.human_agreement(r, examples))},
+        }
+        n = min(cfg.analysis.faithfulness_examples, len(examples))
+        if n:
+            model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
+            result["faithfulness"] = {
+                m: analysis.faithfulness(model, tok, examples[:n], r[:n], cfg.data.predict_prefix,
+                                         tuple(cfg.analysis.fractions), cfg.attribution.batch_size,
+                                         cfg.teacher.max_input_length, cfg.teacher.max_target_length)
+                for m, r in rows.items()}
+        seed = cfg.distill.seeds[0]
+        preds = {}
+        for v in cfg.distill.variants:
+            path = run / "predictions" / f"{v}-seed{seed}"
+            require(path, f"the test predictions of {v} (seed {seed})", "evaluate",
+                    fp_eval(cfg, fp_student(cfg, v, seed)))
+            preds[v] = read_jsonl(path / "test.jsonl")
+        result["prediction_overlap"] = [{"a": a, "b": b, **analysis.prediction_overlap(preds[a], preds[b])}
+                                        for a in preds for b in preds if a != b]
+        return result
+    return run_unit(out, fp_analyze(cfg), "analyze", work)
+
+
 def collect_metrics(run: Path, cfg: RunConfig) -> dict:
     """metrics.json: the machine-readable summary later tools read (accuracies and recalls in 0..1)."""
     def result(path: Path) -> dict:
@@ -308,17 +374,19 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
 
     teacher_eval = result(run / "predictions" / "teacher")["result"]
     students = {}
-    for variant in cfg.distill.variants:
+    for variant in student_variants(cfg):
         per_seed = {seed: result(run / "predictions" / f"{variant}-seed{seed}")["result"]["accuracy"]
                     for seed in cfg.distill.seeds}
         students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
     attr = result(run / "attributions")["result"]
+    found = require(run / "analyses", "the analyses", "analyze", fp_analyze(cfg))["result"]
     timing = {"data_s": result(run / "data")["seconds"], "finetune_s": result(run / "teacher")["seconds"],
               "attribute_s": result(run / "attributions")["seconds"],
               "distill_s": sum(result(student_dir(run, v, s))["seconds"]
-                               for v in cfg.distill.variants for s in cfg.distill.seeds),
-              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _models(run, cfg))}
-    return {
+                               for v in student_variants(cfg) for s in cfg.distill.seeds),
+              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _model_dirs(cfg)),
+              "analyze_s": result(run / "analyses")["seconds"]}
+    metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],
                     "best_valid_accuracy": result(run / "teacher")["result"]["best_valid_accuracy"]},
         "students": students,
@@ -332,6 +400,32 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
                   "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
         "version": __version__,
     }
+    metrics["analyses"] = _analyses(cfg, metrics, found)
+    return metrics
+
+
+def _analyses(cfg: RunConfig, metrics: dict, found: dict) -> dict:
+    """metrics["analyses"]: the analyze stage's results plus what follows from the accuracies."""
+    students = metrics["students"]
+    out = {key: found[key] for key in ("answer_overlap", "prediction_overlap", "human_agreement", "faithfulness")
+           if found.get(key)}
+    out["teacher_gap"] = analysis.teacher_gap(metrics)
+    if cfg.analysis.k_sweep:
+        ks = sorted(set(cfg.analysis.k_sweep) | {cfg.attribution.k})
+        name = {k: cfg.attribution.method if k == cfg.attribution.k else f"{cfg.attribution.method}@k{k}" for k in ks}
+        out["k_sweep"] = {"method": cfg.attribution.method,
+                          "points": [{"k": k, **{f: students[name[k]][f] for f in ("accuracy", "std")}}
+                                     for k in ks if name[k] in students]}
+    faith = found.get("faithfulness", {})
+    table = {}
+    for m in list(found["recall_at_k"]) + [v for v in ("oracle",) if v in students]:
+        table[m] = {"recall_at_k": 1.0 if m == "oracle" else found["recall_at_k"].get(m),
+                    "comprehensiveness": faith.get(m, {}).get("comprehensiveness"),
+                    "sufficiency": faith.get(m, {}).get("sufficiency"),
+                    "student_accuracy": students.get(m, {}).get("accuracy"),
+                    "student_std": students.get(m, {}).get("std")}
+    out["methods"] = table
+    return out
 
 
 def stage_report(run: Path, cfg: RunConfig) -> dict:
@@ -347,7 +441,7 @@ def stage_report(run: Path, cfg: RunConfig) -> dict:
 
 STAGES: dict[str, Callable[[Path, RunConfig], dict]] = {
     "data": stage_data, "finetune": stage_finetune, "attribute": stage_attribute,
-    "distill": stage_distill, "evaluate": stage_evaluate, "report": stage_report,
+    "distill": stage_distill, "evaluate": stage_evaluate, "analyze": stage_analyze, "report": stage_report,
 }
 
 

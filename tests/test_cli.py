@@ -69,7 +69,7 @@ def test_second_run_skips_finished_stages(run_dir, caplog):
         assert main(["run", "--out", str(run_dir), *_sets(TINY)]) == 0
     assert _done_times(run_dir) == before, "no finished output may be rewritten"
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skip ")]
-    assert len(skipped) == 1 + 1 + 1 + 4 + 5, skipped   # data, teacher, attribution, 4 students, 5 evaluations
+    assert len(skipped) == 1 + 1 + 1 + 4 + 5 + 1, skipped   # data, teacher, attribution, 4 students, 5 evaluations, analyze
 
 
 def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
@@ -80,7 +80,9 @@ def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
     changed = {k for k in before if after.get(k) != before[k]}
     assert changed == {"attributions/DONE.json", "students/saliency/seed0/DONE.json",
                        "students/random/seed0/DONE.json"}
-    assert main(["evaluate", str(run_dir)]) == 0 and main(["report", str(run_dir)]) == 0
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert main(["report", str(run_dir)]) == 2, "the analyses are stale until analyze runs again"
+    assert main(["analyze", str(run_dir)]) == 0 and main(["report", str(run_dir)]) == 0
     assert json.loads((run_dir / "metrics.json").read_text())["attribution"]["k"] == 2
 
 
@@ -163,3 +165,22 @@ def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):
     assert text.count('class="top"') == len(first["top"]) and "<style>" in text and "http" not in text
     assert main(["show", str(run_dir), "--example", "no-such-id"]) == 2
     assert main(["show", str(run_dir), "--method", "occlusion"]) == 2
+
+
+def test_analyses_k_sweep_and_methods_table(tmp_path):
+    sets = _sets(TINY + ["distill.variants=[standard,saliency,input_x_gradient,oracle]", "analysis.k_sweep=[1,2]",
+                         "analysis.methods=[occlusion]", "analysis.faithfulness_examples=6"])
+    run = tmp_path / "analyses"
+    assert main(["run", "--out", str(run), *sets]) == 0
+    a = json.loads((run / "metrics.json").read_text())["analyses"]
+    assert [p["k"] for p in a["k_sweep"]["points"]] == [1, 2, 3]
+    assert (run / "students" / "saliency@k1" / "seed0" / "DONE.json").is_file()
+    assert set(a["methods"]) == {"saliency", "random", "input_x_gradient", "occlusion", "oracle"}
+    assert a["methods"]["input_x_gradient"]["student_accuracy"] is not None
+    assert a["methods"]["occlusion"]["student_accuracy"] is None, "compared, but no student was trained on it"
+    assert all(0 <= a["methods"][m]["recall_at_k"] <= 1 for m in a["methods"])
+    assert set(a["faithfulness"]) == {"saliency", "random", "input_x_gradient", "occlusion"}
+    assert all(f["n"] == 6 for f in a["faithfulness"].values())
+    assert len(a["prediction_overlap"]) == 4 * 3 and set(a["teacher_gap"]) >= {"standard", "saliency@k1"}
+    html = (run / "report.html").read_text()
+    assert "input_x_gradient" in html and "data:image/png;base64," in html

@@ -173,6 +173,12 @@ def select(records: list[dict[str, Any]], examples: list[Example], cfg: Attribut
     return rows
 
 
+def rationale_at(row: dict[str, Any], k: int, cfg: AttributionConfig) -> str:
+    """The rationale text of an attribution row for another k (from its stored word scores)."""
+    top = top_k(row["words"], torch.tensor(row["scores"]), k, cfg.skip_punctuation, cfg.order, stop_words(cfg))
+    return ", ".join(row["words"][i] for i in top)
+
+
 def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool = True,
           order: str = "score", exclude: set[str] = frozenset()) -> list[int]:
     """Indices of the k best-scored candidate words, by score (ties: earlier word) or by position."""
