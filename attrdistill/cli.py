@@ -186,7 +186,7 @@ def _summary(run_dir: Path, metrics: dict) -> None:
     a = metrics["attribution"]
     if a["recall_at_k"] is not None:
         print(f"{a['method']} recall@{a['k']} {100 * a['recall_at_k']:.1f}% (random {100 * a['random_recall_at_k']:.1f}%)")
-    print(f"report: {run_dir / 'report.md'}")
+    print(f"report: {run_dir / 'report.html'} (and report.md)")
 
 
 if __name__ == "__main__":

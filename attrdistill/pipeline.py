@@ -429,13 +429,13 @@ def _analyses(cfg: RunConfig, metrics: dict, found: dict) -> dict:
 
 
 def stage_report(run: Path, cfg: RunConfig) -> dict:
-    """metrics.json and report.md (always rewritten: cheap, and reflects the latest stages)."""
+    """metrics.json, report.md and report.html (always rewritten: cheap, and reflects the latest stages)."""
     t0 = time.perf_counter()
     metrics = collect_metrics(run, cfg)
     write_report(run, cfg, metrics)   # before report_s exists: a report cannot time its own writing
     metrics["timing"]["report_s"] = round(time.perf_counter() - t0, 2)
     write_json(run / "metrics.json", metrics)
-    log.info("report: %s, %s", run / "report.md", run / "metrics.json")
+    log.info("report: %s, %s, %s", run / "report.html", run / "report.md", run / "metrics.json")
     return metrics
 
 
