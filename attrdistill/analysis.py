@@ -30,7 +30,7 @@ from attrdistill.attribution.gradients import frozen
 from attrdistill.attribution.occlusion import log_probs
 from attrdistill.data.example import Example
 from attrdistill.evaluation import answer_of, normalize
-from attrdistill.features import encode
+from attrdistill.features import encode, is_causal, without_tokens
 from attrdistill.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
 
 Row = dict[str, Any]
@@ -118,9 +118,9 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
         punctuation included, are deleted),
     where lp is the gold label's mean token log-probability, teacher-forced. Deleting a word deletes
     every token that overlaps it (`words.token_to_word` on the offsets, as occlusion does); tokens
-    outside every word -- the task prefix, </s>, bare whitespace pieces -- are always kept, so a
-    variant differs from the full input only in the words. Scores are taken as given (whatever the
-    method's sign convention, higher = more important).
+    outside every word -- the task prefix, </s>, bare whitespace pieces, a decoder-only model's
+    target -- are always kept, so a variant differs from the full input only in the words. Scores
+    are taken as given (whatever the method's sign convention, higher = more important).
 
     Returns {"comprehensiveness", "sufficiency": means over examples and fractions,
              "per_fraction": {q: {"comprehensiveness", "sufficiency"}}, "n": number of examples}.
@@ -136,16 +136,17 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
             raise ValueError(f"faithfulness: example {ex.id} has {len(sp)} words but its row has "
                              f"{len(row['scores'])} scores")
     feats = encode(tokenizer, [prefix + ex.input for ex in examples], [ex.label for ex in examples],
-                   max_input_length, max_target_length, offsets=True)
+                   max_input_length, max_target_length, offsets=True, causal=is_causal(model))
     # Identical variants (e.g. 1% and 5% both pick one word of a short input) are scored once.
     variants: list[dict[str, list[int]]] = []
     index: dict[tuple[int, tuple[int, ...]], int] = {}
 
-    def add(i: int, ids: list[int]) -> int:
-        key = (i, tuple(ids))
+    def add(i: int, drop: list[bool]) -> int:
+        variant = without_tokens(feats[i], drop)   # either layout: a causal target is never dropped
+        key = (i, tuple(variant["input_ids"]))
         if key not in index:
             index[key] = len(variants)
-            variants.append({"input_ids": ids, "labels": feats[i]["labels"]})
+            variants.append(variant)
         return index[key]
 
     # plan[i] = (full variant, [(without-top variant, only-top variant) per fraction])
@@ -159,10 +160,10 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
         per_q = []
         for q in fractions:
             top = set(ranked[:_n_top(q, len(ranked))])
-            without = [t for t, w in zip(ids, token_word) if w not in top]    # -1 is never in top
-            only = [t for t, w in zip(ids, token_word) if w < 0 or w in top]
+            without = [w in top for w in token_word]             # -1 is never in top
+            only = [w >= 0 and w not in top for w in token_word]
             per_q.append((add(i, without), add(i, only)))
-        plan.append((add(i, list(ids)), per_q))
+        plan.append((add(i, [False] * len(ids)), per_q))
 
     with frozen(model), torch.no_grad():
         lp = log_probs(model, variants, tokenizer.pad_token_id, batch_size).tolist()

@@ -1,8 +1,15 @@
-"""Models and tokenizers: a pretrained seq2seq model by hub id or directory, or a T5 built from config.
+"""Models and tokenizers: pretrained (hub id, directory or GGUF file), or built from config.
 
     tok = load_tokenizer(cfg.teacher, fallback_dir=run / "tokenizer")
     model = load_model(cfg.teacher, tok)                  # pretrained or from scratch
     model = load_trained(run / "teacher" / "model")       # a model a stage saved
+
+A pretrained model is an encoder-decoder (AutoModelForSeq2SeqLM) or a decoder-only model
+(AutoModelForCausalLM), whichever its config says (`is_encoder_decoder`). `gguf_file` names a GGUF
+file (llama.cpp's format; SmolLM2 ships as one): transformers dequantizes it to a plain float model
+and reads the tokenizer from the same file. `keep_every: n` keeps transformer blocks 0, n, 2n, ...
+of a pretrained model, the usual way to start a smaller student from a teacher's weights.
+From scratch, `architecture` picks a T5 or a Llama of the configured size.
 
 Nothing here downloads unless a config names a hub id: from-scratch models use the word-level
 tokenizer that `build_word_tokenizer` makes from the task's own text.
@@ -10,20 +17,25 @@ tokenizer that `build_word_tokenizer` makes from the task's own text.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
-from transformers import (AutoModelForSeq2SeqLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast,
-                          T5Config, T5ForConditionalGeneration, set_seed)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast, T5Config,
+                          T5ForConditionalGeneration, set_seed)
 
 from attrdistill.config import ModelConfig
 from attrdistill.distributed import launched, state
 from attrdistill.words import WORD_RE
 
+log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "</s>", "<unk>"]   # ids 0, 1, 2: T5's convention
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# From-scratch Llama: RoPE needs no table of positions; this is only the declared context length.
+LLAMA_MAX_POSITIONS = 4096
 
 
 def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
@@ -39,29 +51,151 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def load_tokenizer(cfg: ModelConfig, fallback_dir: Path | None = None) -> PreTrainedTokenizerFast:
-    """The configured tokenizer, else the pretrained model's, else the run's own (from `fallback_dir`)."""
+def gguf_location(cfg: ModelConfig) -> tuple[str, str]:
+    """(folder or hub id, file name) of `cfg.gguf_file`: a path alone, or a file name inside `cfg.model`."""
+    if cfg.gguf_file is None:
+        raise ValueError("gguf_location: the config names no gguf_file")
+    if cfg.model and not Path(cfg.model).expanduser().exists():
+        return cfg.model, cfg.gguf_file   # a GGUF file in a hub repository
+    path = Path(cfg.model or ".").expanduser() / Path(cfg.gguf_file).expanduser()   # an absolute gguf_file wins
+    if not path.is_file():
+        raise FileNotFoundError(f"gguf_file: {path} is not a file")
+    return str(path.parent), path.name
+
+
+def with_pad_token(tokenizer: Any) -> Any:
+    """The tokenizer, with eos as its pad token when it has none (decoder-only tokenizers often lack one).
+
+    Padding is always masked (attention_mask 0, labels -100), so reusing eos as pad changes no result.
+    """
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token; set `tokenizer` to one that has")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_tokenizer(cfg: ModelConfig, fallback_dir: Path | None = None) -> Any:
+    """The configured tokenizer, else the pretrained model's (or GGUF file's), else the run's own (`fallback_dir`)."""
+    if cfg.gguf_file and not cfg.tokenizer:
+        folder, name = gguf_location(cfg)
+        return with_pad_token(AutoTokenizer.from_pretrained(folder, gguf_file=name))
     source = cfg.tokenizer or cfg.model or (str(fallback_dir) if fallback_dir else None)
     if source is None:
         raise ValueError("no tokenizer: set model or tokenizer, or build the task's tokenizer first")
-    return AutoTokenizer.from_pretrained(source)
+    return with_pad_token(AutoTokenizer.from_pretrained(source))
 
 
-def load_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int = 0) -> PreTrainedModel:
-    """Pretrained weights when `cfg.model` is set, else a T5 of the configured size, seeded."""
+def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0) -> PreTrainedModel:
+    """Pretrained weights when `cfg.model` or `cfg.gguf_file` is set, else a model of the configured size, seeded."""
     set_seed(seed)
     # Trainable weights stay float32; cfg.dtype is the compute dtype (mixed precision on a GPU).
-    if cfg.model:
-        model = AutoModelForSeq2SeqLM.from_pretrained(cfg.model, dtype=torch.float32)
+    if cfg.gguf_file:
+        model = _load_gguf(cfg)
+    elif cfg.model:
+        model = _load_pretrained(cfg.model, torch.float32)
+    elif cfg.architecture == "llama":
+        model = _llama(cfg, tokenizer)
     else:
-        config = T5Config(vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_model // cfg.num_heads,
-                          num_layers=cfg.num_layers, num_heads=cfg.num_heads, dropout_rate=cfg.dropout,
-                          decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
-                          eos_token_id=tokenizer.eos_token_id)
-        model = T5ForConditionalGeneration(config)
+        model = _t5(cfg, tokenizer)
+    if cfg.keep_every > 1:
+        keep_every_nth(model, cfg.keep_every)
+    if model.config.pad_token_id is None:   # generation and the IG baseline read it
+        model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return model
+
+
+def _model_class(config: Any) -> type:
+    return AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+
+
+def _load_pretrained(source: str | Path, dtype: torch.dtype) -> PreTrainedModel:
+    """An encoder-decoder or a decoder-only model, whichever the saved config says."""
+    return _model_class(AutoConfig.from_pretrained(source)).from_pretrained(source, dtype=dtype)
+
+
+def _load_gguf(cfg: ModelConfig) -> PreTrainedModel:
+    """A causal LM from a GGUF file, dequantized to float32 so it trains like any other model."""
+    folder, name = gguf_location(cfg)
+    kwargs: dict[str, Any] = {}
+    try:   # newer transformers can keep GGUF blocks packed (inference only); ask for plain weights
+        from transformers import GgufConfig
+        kwargs["quantization_config"] = GgufConfig(dequantize=True)
+    except ImportError:   # older ones always dequantize
+        pass
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32, **kwargs)
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:
+        # The weights are dense floats; what is left is a marker that makes Trainer refuse to train.
+        if any(not p.is_floating_point() for p in model.parameters()):
+            raise ValueError(f"{name}: transformers kept the GGUF weights quantized; they cannot be fine-tuned")
+        quantizer.remove_quantization_config(model)
+    return model
+
+
+def _t5(cfg: ModelConfig, tokenizer: Any) -> PreTrainedModel:
+    config = T5Config(vocab_size=len(tokenizer), d_model=cfg.d_model, d_ff=cfg.d_ff, d_kv=cfg.d_model // cfg.num_heads,
+                      num_layers=cfg.num_layers, num_heads=cfg.num_heads, dropout_rate=cfg.dropout,
+                      decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id)
+    return T5ForConditionalGeneration(config)
+
+
+def _llama(cfg: ModelConfig, tokenizer: Any) -> PreTrainedModel:
+    """A decoder-only Llama: hidden d_model, feed-forward d_ff, num_layers blocks of num_heads heads."""
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.d_model, intermediate_size=cfg.d_ff,
+                         num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+                         num_key_value_heads=cfg.num_heads, attention_dropout=cfg.dropout,
+                         max_position_embeddings=LLAMA_MAX_POSITIONS, tie_word_embeddings=False,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id)
+    return LlamaForCausalLM(config)
+
+
+def _stacks(model: PreTrainedModel) -> list[tuple[Any, str]]:
+    """(module, attribute) of each list of transformer blocks: T5's encoder and decoder, or a decoder's layers."""
+    if model.config.is_encoder_decoder:
+        if not all(hasattr(getattr(model, part, None), "block") for part in ("encoder", "decoder")):
+            raise ValueError(f"keep_every: {type(model).__name__} is not a T5-style model (encoder.block, decoder.block)")
+        return [(model.encoder, "block"), (model.decoder, "block")]
+    base = model.base_model
+    if not isinstance(getattr(base, "layers", None), torch.nn.ModuleList):
+        raise ValueError(f"keep_every: {type(model).__name__} has no `layers` list of decoder blocks")
+    return [(base, "layers")]
+
+
+def keep_every_nth(model: PreTrainedModel, n: int) -> PreTrainedModel:
+    """Keep blocks 0, n, 2n, ... of every block stack, in place; configs and cache indices follow.
+
+    Block 0 is always kept: in T5 it holds the relative position bias that every block uses.
+    Each kept block's attention is renumbered (`layer_idx`), or the KV cache used in generation
+    would address slots of blocks that no longer exist.
+    """
+    if n < 1:
+        raise ValueError(f"keep_every: expected n >= 1, got {n}")
+    for module, attr in _stacks(model):
+        blocks = list(getattr(module, attr))
+        kept = list(range(0, len(blocks), n))
+        setattr(module, attr, torch.nn.ModuleList(blocks[i] for i in kept))
+        for new_index, i in enumerate(kept):
+            for sub in blocks[i].modules():
+                if hasattr(sub, "layer_idx"):
+                    sub.layer_idx = new_index
+        _keep_in_config(module.config, kept)
+    if model.config.is_encoder_decoder:   # the stacks hold copies of the model's config
+        model.config.num_layers = len(model.encoder.block)
+        model.config.num_decoder_layers = len(model.decoder.block)
+    return model
+
+
+def _keep_in_config(config: Any, kept: list[int]) -> None:
+    """Write the kept blocks into a config: their count, and a per-layer list (`layer_types`) if it has one."""
+    layer_types = getattr(config, "layer_types", None)
+    if isinstance(layer_types, list) and len(layer_types) > kept[-1]:
+        config.layer_types = [layer_types[i] for i in kept]
+    config.num_hidden_layers = len(kept)   # T5 maps this name to num_layers
 
 
 def device() -> torch.device:
@@ -71,7 +205,7 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_trained(path: Path, dtype: str = "float32") -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+def load_trained(path: Path, dtype: str = "float32") -> tuple[PreTrainedModel, Any]:
     """A model and tokenizer saved by a stage, in eval mode on the GPU if there is one, in `dtype`."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=DTYPES[dtype])
-    return model.to(device()).eval(), AutoTokenizer.from_pretrained(path)
+    model = _load_pretrained(path, DTYPES[dtype])
+    return model.to(device()).eval(), with_pad_token(AutoTokenizer.from_pretrained(path))

@@ -6,6 +6,11 @@ A train row is {"source", "target"} and, for two-task students, {"explain_source
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
 plain label loss (standard fine-tuning, and the teacher). Validation accuracy by greedy decoding
 picks the best checkpoint; an interrupted run resumes from its last checkpoint.
+
+Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
+sequence, loss on the target only). Their validation accuracy comes from `evaluation.predict`, the
+function that also scores the test set, rather than from Seq2SeqTrainer's predict_with_generate,
+which would generate after the whole (right-padded, target-holding) training sequence.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,9 @@ import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from attrdistill.config import ModelConfig
-from attrdistill.evaluation import Matcher, exact_match
-from attrdistill.features import collate, encode
+from attrdistill.distributed import launched
+from attrdistill.evaluation import Matcher, exact_match, predict
+from attrdistill.features import collate, encode, is_causal
 from attrdistill.store import crash_point
 
 log = logging.getLogger(__name__)
@@ -33,9 +40,27 @@ class TwoTaskTrainer(Seq2SeqTrainer):
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
 
-    def __init__(self, *args: Any, rationale_weight: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
+        self.greedy_valid = greedy_valid
+
+    def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
+                 metric_key_prefix: str = "eval") -> dict[str, float]:
+        """Seq2SeqTrainer's evaluation, or with `greedy_valid` the accuracy of `evaluation.predict`.
+
+        Every process decodes the whole validation set (greedy decoding is deterministic and the
+        weights are the same everywhere), so all of them agree on the best checkpoint.
+        """
+        if self.greedy_valid is None:
+            return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        was_training = self.model.training
+        metrics = {f"{metric_key_prefix}_accuracy": self.greedy_valid.accuracy(self.model, self.processing_class)}
+        self.model.train(was_training)
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -45,6 +70,22 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         if explain:
             loss = loss + self.rationale_weight * model(**explain).loss
         return (loss, outputs) if return_outputs else loss
+
+
+@dataclass
+class GreedyValidation:
+    """Validation by greedy decoding with `evaluation.predict`: sources, gold labels, how answers are judged."""
+
+    sources: list[str]
+    labels: list[str]
+    correct: Matcher
+    batch_size: int
+    max_new_tokens: int
+    max_input_length: int
+
+    def accuracy(self, model: Any, tokenizer: Any) -> float:
+        preds = predict(model, tokenizer, self.sources, self.batch_size, self.max_new_tokens, self.max_input_length)
+        return float(np.mean([self.correct(p, g) for p, g in zip(preds, self.labels)]))
 
 
 class StopOnNonFinite(TrainerCallback):
@@ -71,12 +112,13 @@ class CrashPoints(TrainerCallback):
         crash_point(f"{self.label}@{state.global_step}")
 
 
-def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig) -> list[dict[str, list]]:
+def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig, causal: bool = False) -> list[dict[str, Any]]:
+    """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`."""
     feats = encode(tokenizer, [r["source"] for r in rows], [r["target"] for r in rows],
-                   cfg.max_input_length, cfg.max_target_length)
+                   cfg.max_input_length, cfg.max_target_length, causal=causal)
     if rows and "rationale" in rows[0]:
         explain = encode(tokenizer, [r["explain_source"] for r in rows], [r["rationale"] for r in rows],
-                         cfg.max_input_length, cfg.max_target_length)
+                         cfg.max_input_length, cfg.max_target_length, causal=causal)
         for f, e in zip(feats, explain):
             f["explain_input_ids"], f["explain_labels"] = e["input_ids"], e["labels"]
     return feats
@@ -109,17 +151,20 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
     out_dir/checkpoints (lower the learning rate, then rerun: training resumes from the last one).
     """
     t = cfg.train
+    causal = is_causal(model)
     args = Seq2SeqTrainingArguments(
         output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=max(t.batch_size, 64),
         warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, lr_scheduler_type="linear", optim="adamw_torch",
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.eval_steps,
         save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
-        predict_with_generate=True, generation_max_length=cfg.max_target_length, generation_num_beams=1,
+        predict_with_generate=not causal, generation_max_length=cfg.max_target_length, generation_num_beams=1,
         logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
         report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
         logging_nan_inf_filter=False,   # the default logs a NaN loss as the running mean, hiding it
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Several processes without a GPU must say so, or each one trains alone instead of joining a gloo group.
+        use_cpu=launched() and not torch.cuda.is_available(),
         bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(),
         fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=False,
     )
@@ -131,12 +176,17 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         g = tokenizer.batch_decode(labels, skip_special_tokens=True)
         return {"accuracy": float(np.mean([correct(a, b) for a, b in zip(p, g)]))}
 
+    greedy = GreedyValidation([r["source"] for r in valid_rows], [r["target"] for r in valid_rows], correct,
+                              args.per_device_eval_batch_size, cfg.max_target_length, cfg.max_input_length)
     guard = StopOnNonFinite()
     trainer = TwoTaskTrainer(
-        model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg),
-        eval_dataset=features(tokenizer, valid_rows, cfg),
+        model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg, causal),
+        # Validation is of the label task alone (what `greedy` and predict_with_generate judge).
+        eval_dataset=features(tokenizer, [{"source": r["source"], "target": r["target"]} for r in valid_rows], cfg,
+                              causal),
         data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=accuracy,
-        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)])
+        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)],
+        greedy_valid=greedy if causal else None)
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:
         log.info("resuming %s from %s", label, last.name)
@@ -149,5 +199,6 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
                            "(or use float32) and rerun to resume from the last good checkpoint.")
     trainer.save_model(str(out_dir / "model"))
     history = trainer.state.log_history
-    (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+    if trainer.is_world_process_zero():   # every process holds the same history; one writes it
+        (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
     return {"best_valid_accuracy": trainer.state.best_metric, "steps": trainer.state.global_step}

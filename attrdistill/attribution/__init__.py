@@ -30,7 +30,7 @@ from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example, read_jsonl, write_jsonl
 from attrdistill.distributed import barrier, process
 from attrdistill.evaluation import predict
-from attrdistill.features import collate, encode, length_batches
+from attrdistill.features import collate, encode, is_causal, length_batches
 from attrdistill.store import crash_point, fingerprint
 from attrdistill.words import ENGLISH_STOP_WORDS, aggregate, is_punctuation, token_to_word, word_spans
 
@@ -126,7 +126,8 @@ def _score_shard(examples: list[Example], method: str, model: Any, tokenizer: An
     targets = [ex.label for ex in examples]
     if cfg.target == "prediction":
         targets = predict(model, tokenizer, sources, cfg.batch_size, max_target_length, max_input_length)
-    feats = encode(tokenizer, sources, targets, max_input_length, max_target_length, offsets=True)
+    feats = encode(tokenizer, sources, targets, max_input_length, max_target_length, offsets=True,
+                   causal=is_causal(model))
     for f, sp in zip(feats, spans):
         f["token_word"] = token_to_word(f.pop("offset_mapping"), sp, shift=len(prefix))
     rows = [{"id": ex.id, "target": t, "token_word": f["token_word"], "token_scores": None, "word_scores": None}

@@ -10,6 +10,11 @@ do not interact, one backward of the batch sum gives every score at once.
 Every method here takes (model, batch, cfg) -- batch holds input_ids, attention_mask and labels
 (the target, -100 on padding) -- and returns float32 token scores. Parameters are frozen for the
 duration; scores are accumulated in float32 whatever the model's dtype.
+
+Decoder-only models (`features.is_causal`) take the causal layout of `features.encode`: input_ids
+hold prompt + target, labels are -100 on the prompt. The definition is the same -- the logit that
+predicts target token j sits at position (prompt_len + j - 1) -- and only prompt tokens are scored
+(target and padding positions get 0), so offsets map scores to words exactly as for seq2seq.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 from transformers import PreTrainedModel
 
 from attrdistill.config import AttributionConfig
+from attrdistill.features import is_causal
 
 
 @contextmanager
@@ -38,17 +44,52 @@ def frozen(model: PreTrainedModel) -> Iterator[PreTrainedModel]:
         model.train(was_training)
 
 
+def target_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal layout: (positions, mask), both (batch, max_target_len), of each row's target tokens.
+
+    Targets are contiguous, so row i's j-th target token sits at (first target position + j); the
+    mask is 0 past a row's own target length. Works with padding on either side.
+    """
+    is_target = labels != -100
+    n_target = is_target.sum(-1)
+    steps = torch.arange(int(n_target.max()), device=labels.device)
+    positions = (is_target.int().argmax(-1, keepdim=True) + steps).clamp(max=labels.shape[1] - 1)
+    return positions, steps < n_target.unsqueeze(-1)
+
+
+def target_mask(model: PreTrainedModel, labels: torch.Tensor) -> torch.Tensor:
+    """(batch, target_len) float mask of the real target tokens, aligned with `target_logits`."""
+    if is_causal(model):
+        return target_positions(labels)[1].float()
+    return (labels != -100).float()
+
+
+def scored_mask(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(batch, input_len) mask of the tokens that get a score: the input, not padding (nor a causal target)."""
+    mask = batch["attention_mask"]
+    return mask * (batch["labels"] == -100) if is_causal(model) else mask
+
+
 def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
                   log_probs: bool = False) -> torch.Tensor:
     """(batch, target_len) logits (or log-probabilities) of the target tokens, teacher-forced; 0 on padding."""
     labels = batch["labels"]
-    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
-    logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                   decoder_input_ids=decoder_input_ids).logits.float()
+    if is_causal(model):
+        positions, mask = target_positions(labels)
+        logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).logits
+        # The logit predicting the token at position p is the output at p - 1 (a prompt is never empty).
+        logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        labels, keep = labels.gather(1, positions), mask
+    else:
+        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                       decoder_input_ids=decoder_input_ids).logits
+        keep = labels != -100
+    logits = logits.float()
     if log_probs:
         logits = logits.log_softmax(-1)
     gold = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return gold * (labels != -100)
+    return gold * keep
 
 
 def mean_target_logit(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
@@ -73,7 +114,7 @@ def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor], cfg: Attrib
     """The paper's saliency: L1 norm over embedding dims of the gradient of the mean target logit."""
     with frozen(model):
         _, grad = _gradient(model, batch)
-        return grad.float().abs().sum(-1) * batch["attention_mask"]
+        return grad.float().abs().sum(-1) * scored_mask(model, batch)
 
 
 def input_x_gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
@@ -81,7 +122,7 @@ def input_x_gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     """|e_i . G_i|: the first-order contribution of each token embedding to the mean target logit."""
     with frozen(model):
         embeds, grad = _gradient(model, batch)
-        return (grad.float() * embeds.float()).sum(-1).abs() * batch["attention_mask"]
+        return (grad.float() * embeds.float()).sum(-1).abs() * scored_mask(model, batch)
 
 
 def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
@@ -95,20 +136,24 @@ def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     with frozen(model):
         embeds = _embeddings(model, batch)
         gold = target_logits(model, embeds, batch)
-        mask = (batch["labels"] != -100).float()
+        mask = target_mask(model, batch["labels"])
         total = torch.zeros(embeds.shape[:2], dtype=torch.float32, device=embeds.device)
         for j in range(gold.shape[1]):
             (grad,) = torch.autograd.grad(gold[:, j].sum(), embeds, retain_graph=j + 1 < gold.shape[1])
             total += grad.float().norm(p=p, dim=-1) * mask[:, j:j + 1]
-        return total / mask.sum(-1, keepdim=True).clamp(min=1) * batch["attention_mask"]
+        return total / mask.sum(-1, keepdim=True).clamp(min=1) * scored_mask(model, batch)
 
 
 def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
+    """The path's start: zero or pad embeddings on the input; a causal target keeps its own (it is given)."""
     embeds = model.get_input_embeddings()(batch["input_ids"]).detach()
     if kind == "zero":
-        return torch.zeros_like(embeds)
-    pad = model.get_input_embeddings()(torch.full_like(batch["input_ids"], model.config.pad_token_id or 0))
-    return pad.detach()
+        base = torch.zeros_like(embeds)
+    else:
+        base = model.get_input_embeddings()(torch.full_like(batch["input_ids"], model.config.pad_token_id or 0)).detach()
+    if is_causal(model):
+        base = torch.where((batch["labels"] == -100).unsqueeze(-1), base, embeds)
+    return base
 
 
 def ig_attributions(model: PreTrainedModel, batch: dict[str, torch.Tensor], n_steps: int = 50,
@@ -144,7 +189,7 @@ def integrated_gradients(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     """|sum over dims of the IG attribution| of each token (its signed share of f(x) - f(baseline))."""
     cfg = cfg or AttributionConfig()
     attr = ig_attributions(model, batch, cfg.ig_steps, cfg.ig_baseline, cfg.ig_internal_batch_size)
-    return attr.sum(-1).abs() * batch["attention_mask"]
+    return attr.sum(-1).abs() * scored_mask(model, batch)
 
 
 @torch.no_grad()

@@ -13,13 +13,16 @@ from typing import Any
 import torch
 
 from attrdistill.attribution.gradients import target_log_prob
-from attrdistill.features import collate, length_batches
+from attrdistill.features import collate, length_batches, without_tokens
 
 
-def deletions(feat: dict[str, Any], n_words: int) -> list[list[int]]:
-    """The input ids of `feat` with all tokens of word w removed, for each word w (whole input first)."""
-    ids, token_word = feat["input_ids"], feat["token_word"]
-    return [ids] + [[t for t, w in zip(ids, token_word) if w != word] for word in range(n_words)]
+def deletions(feat: dict[str, Any], n_words: int) -> list[dict[str, list[int]]]:
+    """{input_ids, labels} of `feat` with all tokens of word w removed, for each word w (whole input first).
+
+    Either layout of `features.encode`: in a causal sequence the target's tokens map to no word and stay.
+    """
+    token_word = feat["token_word"]
+    return [without_tokens(feat, [w == word for w in token_word]) for word in [None, *range(n_words)]]
 
 
 def log_probs(model: Any, variants: list[dict[str, list[int]]], pad_id: int, batch_size: int) -> torch.Tensor:
@@ -35,8 +38,7 @@ def log_probs(model: Any, variants: list[dict[str, list[int]]], pad_id: int, bat
 def occlusion(model: Any, feats: list[dict[str, Any]], n_words: list[int], pad_id: int,
               batch_size: int = 64) -> list[torch.Tensor]:
     """Word scores log p(target | input) - log p(target | input without the word), per example."""
-    variants = [{"input_ids": ids, "labels": feat["labels"]} for feat, n in zip(feats, n_words)
-                for ids in deletions(feat, n)]
+    variants = [variant for feat, n in zip(feats, n_words) for variant in deletions(feat, n)]
     lp = log_probs(model, variants, pad_id, batch_size)
     out, start = [], 0
     for n in n_words:
