@@ -183,7 +183,8 @@ def test_cache_reuses_resumes_and_recomputes_on_change(word_tok, examples, tmp_p
 
 TINY_RUN = ["data.n_teacher_train=32", "data.n_student_train=10", "data.n_valid=4", "data.n_test=4",
             "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=2", "teacher.train.eval_steps=2",
-            "teacher.train.batch_size=16", "attribution.shard_size=3", "attribution.batch_size=2"]
+            "teacher.train.batch_size=16", "student.train.max_steps=2", "student.train.eval_steps=1",
+            "attribution.shard_size=3", "attribution.batch_size=2"]
 
 
 def _cli(*args: str, launcher: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -200,10 +201,12 @@ def test_two_processes_give_the_same_rationales_as_one(tmp_path):
     assert main(["run", "--out", str(one), *sets, "--set", "distill.variants=[standard]"]) == 0
     two = tmp_path / "two"
     shutil.copytree(one, two, ignore=shutil.ignore_patterns("attributions", "attribution_cache"))
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+    # --multi_gpu with no GPU: torchrun-style processes joined by gloo (`--cpu` alone starts only one process).
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
     proc = _cli("attribute", str(two), launcher=launcher)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "process 0 of 2" in proc.stderr and "process 1 of 2" in proc.stderr, "two processes must share the work"
     for method in ("saliency", "random"):
         a = [json.loads(x) for x in (one / "attributions" / f"{method}.jsonl").read_text().splitlines()]
         b = [json.loads(x) for x in (two / "attributions" / f"{method}.jsonl").read_text().splitlines()]

@@ -79,6 +79,8 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
     shards = [examples[i:i + cfg.shard_size] for i in range(0, len(examples), cfg.shard_size)]
     computed: dict[int, list[dict]] = {}
     mine = [s for s in range(len(shards)) if s % world == rank]
+    if world > 1:
+        log.info("process %d of %d: %s shards %s", rank, world, method, mine)
     for s in tqdm(mine, desc=f"attribution {method} (shards)", unit="shard", disable=len(mine) < 2):
         path = folder / f"shard-{s:05d}.jsonl" if folder is not None else None
         if path is not None and path.is_file():
