@@ -342,7 +342,6 @@ def stage_analyze(run: Path, cfg: RunConfig) -> dict:
         examples = load_split(run, "student_train")
         rows = {m: read_jsonl(run / "attributions" / f"{m}.jsonl") for m in attribution_methods(cfg)}
         result: dict[str, Any] = {
-            "recall_at_k": {m: recall_at_k(r, examples) for m, r in rows.items()},
             "answer_overlap": {m: analysis.answer_overlap(r, examples) for m, r in rows.items()},
             "human_agreement": {m: h for m, r in rows.items() if (h := analysis.human_agreement(r, examples))},
         }
@@ -379,13 +378,13 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
                     for seed in cfg.distill.seeds}
         students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
     attr = result(run / "attributions")["result"]
-    found = require(run / "analyses", "the analyses", "analyze", fp_analyze(cfg))["result"]
+    analyzed = require(run / "analyses", "the analyses", "analyze", fp_analyze(cfg))
     timing = {"data_s": result(run / "data")["seconds"], "finetune_s": result(run / "teacher")["seconds"],
               "attribute_s": result(run / "attributions")["seconds"],
               "distill_s": sum(result(student_dir(run, v, s))["seconds"]
                                for v in student_variants(cfg) for s in cfg.distill.seeds),
               "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _model_dirs(cfg)),
-              "analyze_s": result(run / "analyses")["seconds"]}
+              "analyze_s": analyzed["seconds"]}
     metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],
                     "best_valid_accuracy": result(run / "teacher")["result"]["best_valid_accuracy"]},
@@ -400,12 +399,13 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
                   "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
         "version": __version__,
     }
-    metrics["analyses"] = _analyses(cfg, metrics, found)
+    metrics["analyses"] = _analyses(cfg, metrics, analyzed["result"], attr)
     return metrics
 
 
-def _analyses(cfg: RunConfig, metrics: dict, found: dict) -> dict:
-    """metrics["analyses"]: the analyze stage's results plus what follows from the accuracies."""
+def _analyses(cfg: RunConfig, metrics: dict, found: dict, attr: dict) -> dict:
+    """metrics["analyses"]: the analyze stage's results, the attribute stage's recalls, and what follows
+    from the accuracies."""
     students = metrics["students"]
     out = {key: found[key] for key in ("answer_overlap", "prediction_overlap", "human_agreement", "faithfulness")
            if found.get(key)}
@@ -418,8 +418,8 @@ def _analyses(cfg: RunConfig, metrics: dict, found: dict) -> dict:
                                      for k in ks if name[k] in students]}
     faith = found.get("faithfulness", {})
     table = {}
-    for m in list(found["recall_at_k"]) + [v for v in ("oracle",) if v in students]:
-        table[m] = {"recall_at_k": 1.0 if m == "oracle" else found["recall_at_k"].get(m),
+    for m in list(attr) + [v for v in ("oracle",) if v in students]:
+        table[m] = {"recall_at_k": 1.0 if m == "oracle" else attr[m]["recall_at_k"],
                     "comprehensiveness": faith.get(m, {}).get("comprehensiveness"),
                     "sufficiency": faith.get(m, {}).get("sufficiency"),
                     "student_accuracy": students.get(m, {}).get("accuracy"),

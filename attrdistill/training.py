@@ -28,7 +28,7 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallba
 
 from attrdistill.config import ModelConfig
 from attrdistill.distributed import launched
-from attrdistill.evaluation import Matcher, exact_match, predict
+from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
 from attrdistill.store import crash_point
 
@@ -85,7 +85,7 @@ class GreedyValidation:
 
     def accuracy(self, model: Any, tokenizer: Any) -> float:
         preds = predict(model, tokenizer, self.sources, self.batch_size, self.max_new_tokens, self.max_input_length)
-        return float(np.mean([self.correct(p, g) for p, g in zip(preds, self.labels)]))
+        return accuracy(preds, self.labels, self.correct)
 
 
 class StopOnNonFinite(TrainerCallback):
