@@ -20,6 +20,7 @@ from attrdistill import __version__, heatmap
 from attrdistill.config import ConfigError, DataConfig, dump_config, field_docs, load_config
 from attrdistill.data.example import read_jsonl
 from attrdistill.data.sources import show as show_data
+from attrdistill.distributed import barrier, is_main
 from attrdistill.pipeline import run_stages
 
 STAGE_HELP = {
@@ -119,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "run":
             cfg = load_config(args.config, args.overrides)
             run_dir = args.out or Path("runs") / cfg.name
-            if args.force and run_dir.exists():
+            if args.force and run_dir.exists() and is_main():
                 shutil.rmtree(run_dir)
+            barrier()
         else:
             run_dir = args.run_dir
             if not (run_dir / "config.yaml").is_file():
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = load_config(run_dir / "config.yaml", args.overrides)
         handler = _log_to(run_dir)
         metrics = run_stages(run_dir, cfg, None if args.verb == "run" else [args.verb])
-        if args.verb == "run":
+        if args.verb == "run" and is_main():
             _summary(run_dir, metrics)
         return 0
     except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import importlib.util
 import os
 import types
 import typing
@@ -81,8 +82,8 @@ class TrainConfig:
 
 @dataclass
 class ModelConfig:
-    model: str | None = _f(None, "Hub id or local directory of a pretrained seq2seq model; null builds a T5 "
-                                 "from the size fields below.")
+    model: str | None = _f(None, "Hub id or local directory of a pretrained model (seq2seq or causal LM); null "
+                                 "(and no gguf_file) builds one of `architecture` from the size fields below.")
     tokenizer: str | None = _f(None, "Hub id or directory of the tokenizer; null uses the model's, or for a "
                                      "from-scratch model the word-level tokenizer built from the task.")
     architecture: str = _f("t5", "From-scratch family: t5 (encoder-decoder) or llama (decoder-only); a pretrained "
@@ -91,11 +92,11 @@ class ModelConfig:
                                      "dequantized through transformers (needs the gguf package).")
     keep_every: int = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` "
                             "(1 = all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
-    d_model: int = _f(128, "From-scratch T5: hidden size.")
-    d_ff: int = _f(512, "From-scratch T5: feed-forward size.")
-    num_layers: int = _f(2, "From-scratch T5: encoder layers (the decoder has as many).")
-    num_heads: int = _f(4, "From-scratch T5: attention heads (d_kv = d_model / num_heads).")
-    dropout: float = _f(0.1, "From-scratch T5: dropout rate.")
+    d_model: int = _f(128, "From-scratch model: hidden size.")
+    d_ff: int = _f(512, "From-scratch model: feed-forward size.")
+    num_layers: int = _f(2, "From-scratch model: layers (a T5's decoder has as many as its encoder).")
+    num_heads: int = _f(4, "From-scratch model: attention heads (head size = d_model / num_heads).")
+    dropout: float = _f(0.1, "From-scratch model: dropout rate.")
     max_input_length: int = _f(128, "Inputs are truncated to this many tokens.")
     max_target_length: int = _f(32, "Targets (labels, rationales) are truncated to this many tokens.")
     dtype: str = _f("float32", "Compute dtype: float32, bfloat16 or float16. On a GPU, bf16/fp16 train with mixed "
@@ -268,6 +269,29 @@ def _model_problem(model: str | None) -> str | None:
     return None
 
 
+def pretrained(m: ModelConfig) -> bool:
+    """Whether a role starts from given weights (a model, or a GGUF file) rather than from scratch."""
+    return bool(m.model or m.gguf_file)
+
+
+def gguf_path(m: ModelConfig) -> Path | None:
+    """The local file `m.gguf_file` names (a path, or a file name inside the folder `model`); None for a file in
+    a hub repository (`model` is a hub id)."""
+    if m.model and not Path(m.model).expanduser().exists():
+        return None
+    return Path(m.model or ".").expanduser() / Path(m.gguf_file or "").expanduser()   # an absolute gguf_file wins
+
+
+def _gguf_problem(m: ModelConfig) -> str | None:
+    """Why `m.gguf_file` cannot load, when that is knowable before any work: no such local file, or no gguf package."""
+    if importlib.util.find_spec("gguf") is None:
+        return "reading a GGUF file needs the gguf package: pip install 'attrdistill[gguf]'"
+    path = gguf_path(m)
+    if path is not None and not path.is_file():
+        return f"{str(path)!r} is not a file (expected a path, or a file name inside `model`)"
+    return None
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Range and choice checks that types alone cannot express."""
     flat = to_dict(cfg)
@@ -330,11 +354,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
     if cfg.data.limit < 0:
         raise ConfigError(f"data.limit: expected a value >= 0, got {cfg.data.limit}")
-    if cfg.distill.rationale_weight < 0:
-        raise ConfigError(f"distill.rationale_weight: expected a value >= 0, got {cfg.distill.rationale_weight}")
     for role in ("teacher", "student"):
         m: ModelConfig = getattr(cfg, role)
-        if m.model is None and m.d_model % m.num_heads:
+        if m.gguf_file:
+            problem = _gguf_problem(m)
+            if problem:
+                raise ConfigError(f"{role}.gguf_file: {problem}")
+        if not pretrained(m) and m.d_model % m.num_heads:
             raise ConfigError(f"{role}.d_model: expected a multiple of {role}.num_heads ({m.num_heads}), "
                               f"got {m.d_model}")
     return cfg

@@ -2,6 +2,7 @@
 
     rank, world = process()          # (0, 1) in a plain run
     barrier()                        # wait for every process (no-op alone)
+    with on_main_only(): ...         # work the other processes skip: barriers inside are no-ops
 
 Only the main process writes a stage's shared outputs; work that splits (attribution shards)
 is assigned by rank.
@@ -10,8 +11,11 @@ is assigned by rank.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
+
+_solo = False   # inside on_main_only(): the other processes are not there to meet at a barrier
 
 
 def launched() -> bool:
@@ -40,5 +44,16 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
-    if launched():
+    if launched() and not _solo:
         state().wait_for_everyone()
+
+
+@contextmanager
+def on_main_only() -> Iterator[None]:
+    """Work that the main process does alone (the others skip it): barriers inside it do not wait."""
+    global _solo
+    _solo, before = True, _solo
+    try:
+        yield
+    finally:
+        _solo = before

@@ -27,7 +27,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqL
                           LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast, T5Config,
                           T5ForConditionalGeneration, set_seed)
 
-from attrdistill.config import ModelConfig
+from attrdistill.config import ModelConfig, gguf_path
 from attrdistill.distributed import launched, state
 from attrdistill.words import WORD_RE
 
@@ -55,9 +55,9 @@ def gguf_location(cfg: ModelConfig) -> tuple[str, str]:
     """(folder or hub id, file name) of `cfg.gguf_file`: a path alone, or a file name inside `cfg.model`."""
     if cfg.gguf_file is None:
         raise ValueError("gguf_location: the config names no gguf_file")
-    if cfg.model and not Path(cfg.model).expanduser().exists():
-        return cfg.model, cfg.gguf_file   # a GGUF file in a hub repository
-    path = Path(cfg.model or ".").expanduser() / Path(cfg.gguf_file).expanduser()   # an absolute gguf_file wins
+    path = gguf_path(cfg)
+    if path is None:
+        return str(cfg.model), cfg.gguf_file   # a GGUF file in a hub repository
     if not path.is_file():
         raise FileNotFoundError(f"gguf_file: {path} is not a file")
     return str(path.parent), path.name

@@ -24,10 +24,10 @@ from typing import Any, Callable
 from attrdistill import __version__
 from attrdistill import analysis
 from attrdistill.attribution import attribute, rationale_at, recall_at_k
-from attrdistill.config import METHODS, RunConfig, dump_config, to_dict
+from attrdistill.config import METHODS, RunConfig, dump_config, pretrained, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
-from attrdistill.distributed import is_main
+from attrdistill.distributed import barrier, is_main, on_main_only
 from attrdistill.evaluation import ANSWER_MARK, accuracy, matcher, predict
 from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
@@ -60,32 +60,41 @@ def completed(out: Path, fp: str) -> dict | None:
     return record
 
 
-def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict]) -> dict:
+def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict], everyone: bool = False) -> dict:
     """Run `work` into `out` unless already complete with `fp`; returns its DONE record.
 
     DONE.json is written last and lists every result file with its size and checksum, so a stage
     is complete only when all of it is on disk intact; scratch checkpoints are removed after it.
+    Under `accelerate launch` the main process alone prepares `out` and writes DONE.json; `work`
+    runs on every process when `everyone` (training and attribution, which the processes share),
+    else on the main process while the others wait.
     """
     record = completed(out, fp)
+    barrier()   # every process has decided from the same files before the main one changes them
     if record is not None:
         log.info("skip %s: complete (%s)", label, out / "DONE.json")
         return record
     started = out / "STARTED.json"
-    if out.exists() and (not started.is_file() or _fingerprint_of(started) != fp):
-        log.info("%s: inputs or config changed since %s was written, recomputing", label, out)
-        shutil.rmtree(out)
-    (out / "DONE.json").unlink(missing_ok=True)   # a stale or damaged record must not survive a recompute
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(started, {"fingerprint": fp})
-    log.info("%s: start", label)
+    if is_main():
+        if out.exists() and (not started.is_file() or _fingerprint_of(started) != fp):
+            log.info("%s: inputs or config changed since %s was written, recomputing", label, out)
+            shutil.rmtree(out)
+        (out / "DONE.json").unlink(missing_ok=True)   # a stale or damaged record must not survive a recompute
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(started, {"fingerprint": fp})
+        log.info("%s: start", label)
+    barrier()
     t0 = time.perf_counter()
-    result = work()
-    record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result,
-              "files": manifest(out)}
-    write_json(out / "DONE.json", record)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)   # resumable state, useless once the stage is done
-    log.info("%s: done in %.1fs", label, record["seconds"])
-    return record
+    result = work() if everyone or is_main() else {}
+    barrier()
+    if is_main():
+        record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result,
+                  "files": manifest(out)}
+        write_json(out / "DONE.json", record)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)   # resumable state, useless once the stage is done
+        log.info("%s: done in %.1fs", label, record["seconds"])
+    barrier()
+    return record if record is not None else require(out, label, "run", fp)
 
 
 def _fingerprint_of(path: Path) -> str | None:
@@ -114,7 +123,7 @@ def load_split(run: Path, split: str) -> list[Example]:
 # ---- fingerprints: what each output depends on ---------------------------------------------------
 
 def fp_data(cfg: RunConfig) -> str:
-    roles = [(m.model, m.tokenizer) for m in (cfg.teacher, cfg.student)]
+    roles = [(m.model, m.tokenizer) + ((m.gguf_file,) if m.gguf_file else ()) for m in (cfg.teacher, cfg.student)]
     return fingerprint("data", __version__, to_dict(cfg.data), roles)
 
 
@@ -173,7 +182,7 @@ def stage_data(run: Path, cfg: RunConfig) -> dict:
         splits = build_splits(cfg.data)
         for name in SPLITS:
             write_jsonl(run / "data" / f"{name}.jsonl", splits[name])
-        if any(not (m.model or m.tokenizer) for m in (cfg.teacher, cfg.student)):
+        if any(not (pretrained(m) or m.tokenizer) for m in (cfg.teacher, cfg.student)):
             texts = [t for name in ("teacher_train", "student_train") for ex in splits[name] for t in (ex.input, ex.label)]
             tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
             tok.save_pretrained(run / "data" / "tokenizer")
@@ -202,13 +211,15 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
         tok = load_tokenizer(cfg.teacher, run / "data" / "tokenizer")
         model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed)
         if cfg.teacher.train.max_steps == 0:
-            log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning", cfg.teacher.model)
-            model.save_pretrained(out / "model")
-            tok.save_pretrained(out / "model")
+            log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning",
+                     cfg.teacher.gguf_file or cfg.teacher.model)
+            if is_main():
+                model.save_pretrained(out / "model")
+                tok.save_pretrained(out / "model")
             return {"best_valid_accuracy": None, "steps": 0}
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
                      cfg.teacher, out, correct=matcher(cfg.data.source), label="teacher")
-    return run_unit(out, fp_teacher(cfg), "finetune teacher", work)
+    return run_unit(out, fp_teacher(cfg), "finetune teacher", work, everyone=True)
 
 
 def stage_attribute(run: Path, cfg: RunConfig) -> dict:
@@ -232,19 +243,15 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
                          max_target_length=cfg.teacher.max_target_length, seed=cfg.data.seed,
                          cache=run / "attribution_cache", model_key=fp_teacher(cfg))
 
-    if completed(out, fp_attribution(cfg)) is None and not is_main():
-        for method in methods:   # this process's shards; the main process assembles them below
-            rows_of(method)
-        return {}
-
     def work() -> dict:
         result: dict[str, Any] = {}
         for method in methods:
-            rows = rows_of(method)
-            write_jsonl(out / f"{method}.jsonl", rows)
-            result[method] = {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
+            rows = rows_of(method)   # each process scores its shards; the main process gets every row
+            if is_main():
+                write_jsonl(out / f"{method}.jsonl", rows)
+                result[method] = {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
         return result
-    return run_unit(out, fp_attribution(cfg), "attribute", work)
+    return run_unit(out, fp_attribution(cfg), "attribute", work, everyone=True)
 
 
 def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example]) -> dict[str, str] | None:
@@ -288,7 +295,7 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
                              rationale_weight=cfg.distill.rationale_weight, seed=seed,
                              correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}")
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
-                                                        f"distill {variant} seed {seed}", work)
+                                                        f"distill {variant} seed {seed}", work, everyone=True)
     return {"seconds": sum(r["seconds"] for r in records.values())}
 
 
@@ -443,6 +450,9 @@ STAGES: dict[str, Callable[[Path, RunConfig], dict]] = {
     "data": stage_data, "finetune": stage_finetune, "attribute": stage_attribute,
     "distill": stage_distill, "evaluate": stage_evaluate, "analyze": stage_analyze, "report": stage_report,
 }
+# Under `accelerate launch` these run on the main process alone: nothing after them needs the others,
+# and a process idle at a barrier through a long evaluation would hit the process group's timeout.
+MAIN_ONLY = ("evaluate", "analyze", "report")
 
 
 def environment() -> dict[str, Any]:
@@ -475,5 +485,9 @@ def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> di
     save_run_config(run, cfg)
     result: dict = {}
     for name in stages or list(STAGES):
-        result = STAGES[name](run, cfg)
+        if name not in MAIN_ONLY:
+            result = STAGES[name](run, cfg)
+        elif is_main():
+            with on_main_only():
+                result = STAGES[name](run, cfg)
     return result

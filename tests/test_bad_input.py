@@ -68,6 +68,8 @@ CONFIG_CASES = {
     "offline hub id": (["student.model=someone/not-cached-model"], r"student.model: .*HF_HUB_OFFLINE=1"),
     "missing data path": (["data.source=cqa", "data.path=/no/such/dsbs"], r"data.path: '/no/such/dsbs' is not a folder"),
     "esnli_csv on cqa": (["data.source=cqa", "data.loader=esnli_csv"], r"data.loader: esnli_csv reads e-SNLI only"),
+    "missing gguf file": (["student.gguf_file=/no/such/model.gguf"],
+                          r"student.gguf_file: '/no/such/model.gguf' is not a file"),
 }
 
 
@@ -80,6 +82,18 @@ def test_config_is_refused_before_any_work(case, caplog, tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists(), "a refused config must not create the run directory"
     import re
     assert re.search(pattern, caplog.records[-1].getMessage()), caplog.records[-1].getMessage()
+
+
+def test_gguf_without_the_gguf_package_names_the_extra(tmp_path, monkeypatch, caplog):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gguf" else real(name, *a))
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(tmp_path / "run"), *_sets(f"teacher.gguf_file={gguf}")]) == 2
+    assert "teacher.gguf_file: reading a GGUF file needs the gguf package: pip install 'attrdistill[gguf]'" \
+        in caplog.records[-1].getMessage()
 
 
 GOOD = [{"id": f"r{i}", "input": f"text number {i}", "label": "yes" if i % 2 else "no"} for i in range(6)]

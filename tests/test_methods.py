@@ -14,7 +14,7 @@ import torch
 import attrdistill.attribution as attribution
 from attrdistill.attribution import METHODS, attribute, score, select
 from attrdistill.attribution.gradients import (ig_attributions, input_x_gradient, mean_target_logit,
-                                               saliency_stepwise, target_log_prob)
+                                               saliency_stepwise, target_log_prob, target_logits)
 from attrdistill.config import AttributionConfig
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode
@@ -36,6 +36,27 @@ def _embeds(model, ids):
 def _one(f):
     return {"input_ids": torch.tensor([f["input_ids"]]), "attention_mask": torch.ones(1, len(f["input_ids"]), dtype=torch.long),
             "labels": torch.tensor([f["labels"]])}
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_gold_logits_equal_the_full_vocabulary_logits(word_tok, examples, tied):
+    """Saliency's forward computes only the gold tokens' logits; they are the full projection's, and the
+    output layer is itself again afterwards."""
+    model = tiny_t5(len(word_tok))
+    if not tied:
+        model.config.tie_word_embeddings = False
+        model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.lm_head.weight))
+    _, batch = _batch(word_tok, examples[:4])
+    emb = model.get_input_embeddings()(batch["input_ids"])
+    full = model(inputs_embeds=emb, attention_mask=batch["attention_mask"],
+                 decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])).logits
+    mask = batch["labels"] != -100
+    ref = full.gather(-1, batch["labels"].clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    torch.testing.assert_close(target_logits(model, emb, batch), ref, atol=1e-5, rtol=1e-5)
+    assert "forward" not in vars(model.get_output_embeddings())
+    assert model(inputs_embeds=emb, attention_mask=batch["attention_mask"],
+                 decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])).logits.shape \
+        == full.shape
 
 
 def test_saliency_stepwise_matches_its_definition(word_tok, examples):
@@ -193,20 +214,24 @@ def _cli(*args: str, launcher: list[str] | None = None) -> subprocess.CompletedP
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
 
 
-def test_two_processes_give_the_same_rationales_as_one(tmp_path):
-    """`accelerate launch --num_processes 2 attrdistill attribute RUN` on CPU (gloo) equals one process."""
+def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_path):
+    """`accelerate launch --num_processes 2 attrdistill run` on CPU (gloo): attribution splits its shards and
+    equals one process; students train in both processes; the main one alone writes the results."""
     one = tmp_path / "one"
     sets = [x for o in TINY_RUN for x in ("--set", o)]
     from attrdistill.cli import main
-    assert main(["run", "--out", str(one), *sets, "--set", "distill.variants=[standard]"]) == 0
+    assert main(["run", "--out", str(one), *sets, "--set", "distill.variants=[standard,saliency]"]) == 0
     two = tmp_path / "two"
-    shutil.copytree(one, two, ignore=shutil.ignore_patterns("attributions", "attribution_cache"))
+    # The same data and teacher; everything from attribution on is computed again by two processes.
+    shutil.copytree(one, two, ignore=shutil.ignore_patterns("attributions", "attribution_cache", "students",
+                                                            "predictions", "analyses", "metrics.json", "report*"))
     # --multi_gpu with no GPU: torchrun-style processes joined by gloo (`--cpu` alone starts only one process).
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0"]
-    proc = _cli("attribute", str(two), launcher=launcher)
+    proc = _cli("run", "--out", str(two), *sets, "--set", "distill.variants=[standard,saliency]", launcher=launcher)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "process 0 of 2" in proc.stderr and "process 1 of 2" in proc.stderr, "two processes must share the work"
+    assert "skip finetune teacher" in proc.stderr
     for method in ("saliency", "random"):
         a = [json.loads(x) for x in (one / "attributions" / f"{method}.jsonl").read_text().splitlines()]
         b = [json.loads(x) for x in (two / "attributions" / f"{method}.jsonl").read_text().splitlines()]
@@ -215,3 +240,11 @@ def test_two_processes_give_the_same_rationales_as_one(tmp_path):
             assert ra["scores"] == pytest.approx(rb["scores"], abs=1e-5)
     shards = sorted(p.name for p in next((two / "attribution_cache").glob("saliency-*")).iterdir())
     assert shards == ["shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl", "shard-00003.jsonl"]
+    # Every stage is complete and intact: one writer, no file changed after its manifest was taken.
+    from attrdistill.store import verify
+    done = list(two.rglob("DONE.json"))
+    assert len(done) == len(list(one.rglob("DONE.json"))) == 9   # data, teacher, attributions, 2 students, 3 evals, analyses
+    for record in done:
+        assert not verify(record.parent, json.loads(record.read_text())["files"]), record
+    assert set(json.loads((two / "metrics.json").read_text())["students"]) == {"standard", "saliency"}
+    assert proc.stdout.count("teacher accuracy") == 1, "only the main process prints the summary"

@@ -19,7 +19,7 @@ predicts target token j sits at position (prompt_len + j - 1) -- and only prompt
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import numpy as np
@@ -70,25 +70,53 @@ def scored_mask(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch
     return mask * (batch["labels"] == -100) if is_causal(model) else mask
 
 
+@contextmanager
+def gold_logits_only(model: PreTrainedModel, ids: torch.Tensor) -> Iterator[None]:
+    """For the duration, the output layer computes one logit per position, that of token `ids` there.
+
+    `ids` has the shape of the output positions (batch, len). Saliency needs nothing else, and the
+    full-vocabulary projection (and its backward) is a large share of a small model's cost: 32k-49k
+    logits per position where one is used. The result is the same logit, as a (batch, len, 1) tensor.
+    """
+    head = model.get_output_embeddings()
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        out = (hidden * head.weight[ids].to(hidden.dtype)).sum(-1, keepdim=True)
+        return out if getattr(head, "bias", None) is None else out + head.bias[ids].unsqueeze(-1).to(out.dtype)
+
+    head.forward = forward   # an instance attribute shadows the class's forward; deleting it restores that
+    try:
+        yield
+    finally:
+        del head.forward
+
+
 def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
                   log_probs: bool = False) -> torch.Tensor:
     """(batch, target_len) logits (or log-probabilities) of the target tokens, teacher-forced; 0 on padding."""
     labels = batch["labels"]
-    if is_causal(model):
-        positions, mask = target_positions(labels)
-        logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).logits
+    causal = is_causal(model)
+    # The token whose logit each output position gives: the next token (causal) or the target token (seq2seq).
+    next_ids = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100) if causal else labels
+    with nullcontext() if log_probs else gold_logits_only(model, next_ids.clamp(min=0)):
+        if causal:
+            logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).logits
+        else:
+            decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
+            logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                           decoder_input_ids=decoder_input_ids).logits
+    if causal:
+        positions, keep = target_positions(labels)
         # The logit predicting the token at position p is the output at p - 1 (a prompt is never empty).
         logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-        labels, keep = labels.gather(1, positions), mask
+        labels = labels.gather(1, positions)
     else:
-        decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels=labels)
-        logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                       decoder_input_ids=decoder_input_ids).logits
         keep = labels != -100
     logits = logits.float()
     if log_probs:
-        logits = logits.log_softmax(-1)
-    gold = logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        gold = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    else:
+        gold = logits.squeeze(-1)
     return gold * keep
 
 
