@@ -53,6 +53,7 @@ class DataConfig:
                                   "(cos_e v1.11, ChilleD/SVAMP, facebook/anli, esnli).")
     nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... Hypothesis: ...).")
     limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
+    eval_limit: int = _f(0, "Real data: keep only the first N validation and test examples (0 = as data.limit).")
     train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
     valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
     test_file: str | None = _f(None, "source 'files': test file.")
@@ -352,8 +353,9 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"{'the e-SNLI CSV files' if cfg.data.loader == 'esnli_csv' else 'the DSbS release'})")
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
-    if cfg.data.limit < 0:
-        raise ConfigError(f"data.limit: expected a value >= 0, got {cfg.data.limit}")
+    for key in ("limit", "eval_limit"):
+        if getattr(cfg.data, key) < 0:
+            raise ConfigError(f"data.{key}: expected a value >= 0, got {getattr(cfg.data, key)}")
     for role in ("teacher", "student"):
         m: ModelConfig = getattr(cfg, role)
         if m.gguf_file:

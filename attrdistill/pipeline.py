@@ -299,13 +299,20 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
     return {"seconds": sum(r["seconds"] for r in records.values())}
 
 
-def _model_dirs(cfg: RunConfig, run: Path = Path(".")) -> dict[str, tuple[Path, str]]:
-    """name -> (model dir, fingerprint) of every trained model of the run."""
-    models = {"teacher": (run / "teacher", fp_teacher(cfg))}
+def _model_fps(cfg: RunConfig) -> dict[str, str]:
+    """name -> fingerprint of every trained model of the run: the teacher, then '<variant>-seed<n>'."""
+    fps = {"teacher": fp_teacher(cfg)}
     for variant in student_variants(cfg):
         for seed in cfg.distill.seeds:
-            models[f"{variant}-seed{seed}"] = (student_dir(run, variant, seed), fp_student(cfg, variant, seed))
-    return models
+            fps[f"{variant}-seed{seed}"] = fp_student(cfg, variant, seed)
+    return fps
+
+
+def _model_dir(run: Path, name: str) -> Path:
+    if name == "teacher":
+        return run / "teacher"
+    variant, _, seed = name.rpartition("-seed")
+    return student_dir(run, variant, int(seed))
 
 
 def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
@@ -313,7 +320,8 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
     test = load_split(run, "test")
     sources = [cfg.data.predict_prefix + ex.input for ex in test]
     seconds = 0.0
-    for name, (model_dir, model_fp) in _model_dirs(cfg, run).items():
+    for name, model_fp in _model_fps(cfg).items():
+        model_dir = _model_dir(run, name)
         require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
 
@@ -335,7 +343,7 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def fp_analyze(cfg: RunConfig) -> str:
-    return fingerprint("analyze", fp_attribution(cfg), [fp_eval(cfg, fp) for _, fp in _model_dirs(cfg).values()],
+    return fingerprint("analyze", fp_attribution(cfg), [fp_eval(cfg, fp) for fp in _model_fps(cfg).values()],
                        to_dict(cfg.analysis), cfg.data.predict_prefix)
 
 
@@ -390,7 +398,7 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
               "attribute_s": result(run / "attributions")["seconds"],
               "distill_s": sum(result(student_dir(run, v, s))["seconds"]
                                for v in student_variants(cfg) for s in cfg.distill.seeds),
-              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _model_dirs(cfg)),
+              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _model_fps(cfg)),
               "analyze_s": analyzed["seconds"]}
     metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],

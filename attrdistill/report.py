@@ -206,8 +206,9 @@ def _k_sweep(run: Path, sweep: dict[str, Any]) -> Section:
 
 def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
     return Section("Faithfulness", [
-        "How much the teacher's probability of its target drops when the rationale words are removed "
-        "(comprehensiveness, higher is better) or are all that is kept (sufficiency, lower is better).",
+        "How much the teacher's mean log-probability of its target tokens drops when the rationale words are "
+        "removed (comprehensiveness, higher is better) or are all that is kept (sufficiency, lower is better), "
+        "averaged over the removed shares of words (AOPC).",
         _figure(run, "faithfulness", lambda p: plots.faithfulness(faith, p),
                 "Comprehensiveness and sufficiency per attribution method.", "No faithfulness plot: no values."),
         Table(["method", "comprehensiveness", "sufficiency", "n"],

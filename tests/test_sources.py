@@ -18,6 +18,9 @@ def test_cqa_splits_follow_dsbs(shared):
     assert splits["test"][0].input.startswith("A beaver is know for building prowess")
     capped = build_splits(DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=7))
     assert {k: len(v) for k, v in capped.items()} == dict.fromkeys(capped, 7)
+    both = build_splits(DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=9, eval_limit=4))
+    assert {k: len(v) for k, v in both.items()} == {"teacher_train": 9, "student_train": 9, "valid": 4, "test": 4}
+    assert [ex.id for ex in both["test"]] == [ex.id for ex in capped["test"][:4]], "the first examples of each split"
 
 
 def test_missing_train_split_says_where_to_get_it(shared):

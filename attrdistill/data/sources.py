@@ -37,7 +37,8 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     if valid is None:   # as DSbS does for CQA and SVAMP
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
     splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
-    splits = {name: rows[:cfg.limit] if cfg.limit else rows for name, rows in splits.items()}
+    limits = {name: (cfg.eval_limit or cfg.limit) if name in ("valid", "test") else cfg.limit for name in splits}
+    splits = {name: rows[:limits[name]] if limits[name] else rows for name, rows in splits.items()}
     for name, rows in splits.items():
         check_split(rows, f"data.source {cfg.source}, split {name}")
     return splits
