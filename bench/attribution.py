@@ -1,12 +1,17 @@
 """Benchmark: speed of our batched gradient saliency against a step-wise loop and inseq.
 
     .venv-bench/bin/python bench/attribution.py [--sets cqa svamp] [--n 256] [--loop-n 32]
-        [--batch-size 32] [--threads N] [--seed 0] [--json runs/bench_attr.json]
+        [--batch-size 32] [--threads N] [--size small|large] [--dtype float32|bfloat16|float16]
+        [--seed 0] [--json runs/bench_attr.json]
 
 Model: a T5 the size of t5-small (d_model 512, d_ff 2048, 6+6 layers, 8 heads, d_kv 64, the real T5
-tokenizer's vocabulary, ~60M parameters) built from config with random init, seeded (--seed). Data:
+tokenizer's vocabulary, ~60M parameters) built from config with random init, seeded (--seed); with
+--size large, t5-large's shape (d_model 1024, d_ff 4096, 24+24 layers, 16 heads, ~738M). Data:
 the first --n test examples of each DSbS set (SVAMP's test split has only 200), input "predict: " +
-question, the gold label as target, on the CPU. Three ways of computing the same token scores:
+question, the gold label as target, on the GPU if there is one (then the JSON also gives the device
+and the peak memory of ours), else the CPU. On a GPU, e.g.:
+    python bench/attribution.py --size large --dtype bfloat16 --batch-size 64 --json runs/bench_attr_gpu.json
+Three ways of computing the same token scores:
 
   ours   attrdistill.attribution.gradients.saliency, batched exactly as the engine batches
          (features.encode -> length_batches -> collate, --batch-size examples per backward, default 32:
@@ -80,7 +85,7 @@ from attrdistill.attribution.gradients import saliency
 from attrdistill.config import ModelConfig
 from attrdistill.data.dsbs import load_dsbs
 from attrdistill.features import collate, encode, length_batches
-from attrdistill.models import load_model
+from attrdistill.models import DTYPES, load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"   # ../shared from the repository root
 DATA = SHARED / "data/dsbs"
@@ -95,10 +100,21 @@ FLOORS = {"loop": {"cqa": 20.0, "svamp": 20.0}, "inseq": {"cqa": 5.0, "svamp": 1
 # ---------------------------------------------------------------------------------------------- model
 
 
-def build_model(tokenizer: Any, seed: int) -> torch.nn.Module:
-    """t5-small's shape (d_kv = 512 / 8 = 64), random init, built by the engine's own load_model."""
-    cfg = ModelConfig(d_model=512, d_ff=2048, num_layers=6, num_heads=8, dropout=0.1)
-    return load_model(cfg, tokenizer, seed=seed).eval()
+SIZES = {"small": dict(d_model=512, d_ff=2048, num_layers=6, num_heads=8),      # t5-small, d_kv 64
+         "large": dict(d_model=1024, d_ff=4096, num_layers=24, num_heads=16)}   # t5-large, d_kv 64
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def build_model(tokenizer: Any, seed: int, size: str = "small", dtype: str = "float32") -> torch.nn.Module:
+    """A T5 of t5-small's or t5-large's shape, random init, built by the engine's own load_model, on the
+    GPU if there is one, its weights in `dtype` (as the engine's load_trained does for attribution)."""
+    cfg = ModelConfig(**SIZES[size], dropout=0.1)
+    return load_model(cfg, tokenizer, seed=seed).to(DEVICE, DTYPES[dtype]).eval()
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 # ---------------------------------------------------------------------------------------------- ours
@@ -111,8 +127,8 @@ def run_ours(model: Any, tokenizer: Any, texts: list[str], targets: list[str],
     out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     batches = list(length_batches([len(f["input_ids"]) for f in feats], batch_size))
     for idx in batches:
-        batch = collate([feats[i] for i in idx], tokenizer.pad_token_id)
-        scores = saliency(model, batch).detach()
+        batch = {k: v.to(DEVICE) for k, v in collate([feats[i] for i in idx], tokenizer.pad_token_id).items()}
+        scores = saliency(model, batch).detach().cpu()
         for row, i in enumerate(idx):
             out[i] = scores[row, :len(feats[i]["input_ids"])].clone()
     return out, batches
@@ -123,18 +139,18 @@ def run_ours(model: Any, tokenizer: Any, texts: list[str], targets: list[str],
 
 def loop_saliency(model: Any, input_ids: list[int], labels: list[int]) -> torch.Tensor:
     """The reference: one forward+backward per gold target token, signed gradients averaged, L1 norm."""
-    ids = torch.tensor([input_ids])
+    ids = torch.tensor([input_ids], device=DEVICE)
     mask = torch.ones_like(ids)
     start = model.config.decoder_start_token_id
     embed = model.get_input_embeddings()
-    total = torch.zeros(len(input_ids), model.config.d_model)
+    total = torch.zeros(len(input_ids), model.config.d_model, device=DEVICE)
     for j, gold in enumerate(labels):
         embeds = embed(ids).detach().requires_grad_(True)
-        decoder_input_ids = torch.tensor([[start] + labels[:j]])
+        decoder_input_ids = torch.tensor([[start] + labels[:j]], device=DEVICE)
         logits = model(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
         logits[0, -1, gold].backward()
-        total += embeds.grad[0]
-    return (total / len(labels)).abs().sum(-1)
+        total += embeds.grad[0].float()
+    return (total / len(labels)).abs().sum(-1).cpu()
 
 
 def run_loop(model: Any, tokenizer: Any, texts: list[str], targets: list[str]) -> list[torch.Tensor]:
@@ -199,8 +215,10 @@ def compare(a: list[torch.Tensor], b: list[torch.Tensor], positions: list[list[i
 
 def timed(fn: Any, *args: Any) -> tuple[float, float, Any]:
     """(wall seconds, CPU seconds of this process, all threads, result) of fn(*args)."""
+    _sync()
     t0, c0 = time.perf_counter(), time.process_time()
     result = fn(*args)
+    _sync()
     return time.perf_counter() - t0, time.process_time() - c0, result
 
 
@@ -251,7 +269,14 @@ def bench_set(name: str, model: Any, tokenizer: Any, args: argparse.Namespace) -
         return result
 
     run_ours(model, tokenizer, texts[:8], targets[:8], args.batch_size)   # warm-up
+    if DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     ours, batches = time_ours()
+    res["device"] = torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else "cpu"
+    res["model"] = {"size": args.size, "dtype": args.dtype}
+    if DEVICE.type == "cuda":
+        res["peak_memory_gib_ours"] = torch.cuda.max_memory_allocated() / 2**30
+        print(f"peak GPU memory of ours: {res['peak_memory_gib_ours']:.2f} GiB")
     print(f"ours:  {n / ours_times[0]:8.2f} ex/s  (first timing: {ours_times[0]:.2f}s, batch size "
           f"{args.batch_size}, {len(batches)} batches)")
 
@@ -280,7 +305,7 @@ def bench_set(name: str, model: Any, tokenizer: Any, args: argparse.Namespace) -
     # attribution / train step on the median-length batch
     mid = batches[len(batches) // 2]
     feats = encode(tokenizer, [texts[i] for i in mid], [targets[i] for i in mid], MAX_INPUT, MAX_TARGET)
-    batch = collate(feats, tokenizer.pad_token_id)
+    batch = {k: v.to(DEVICE) for k, v in collate(feats, tokenizer.pad_token_id).items()}
     step = attribution_over_train_step(model, batch, args.step_repeats)
     res["attribution_over_train_step"] = step["ratio"]
     res["train_step"] = {**step, "batch_shape": list(batch["input_ids"].shape),
@@ -400,6 +425,11 @@ def main() -> None:
                     help="timed runs of ours at each of 3 points of a set's run (median of all)")
     ap.add_argument("--step-repeats", type=int, default=5, help="timed repeats for attribution/train-step")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="small",
+                    help="the model's shape: t5-small (60M) or t5-large (738M, for a GPU)")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                    help="the model's weights (bfloat16 on a GPU: the engine's mixed-precision attribution; "
+                         "scores still accumulate in float32)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -410,11 +440,13 @@ def main() -> None:
 
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    model = build_model(tokenizer, args.seed)
+    model = build_model(tokenizer, args.seed, args.size, args.dtype)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model: T5 d_model 512, d_ff 2048, 6+6 layers, 8 heads, vocab {model.config.vocab_size}, "
-          f"{n_params / 1e6:.1f}M parameters, random init (seed {args.seed}); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    shape = SIZES[args.size]
+    device = torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"model: T5 d_model {shape['d_model']}, d_ff {shape['d_ff']}, {shape['num_layers']}+{shape['num_layers']} "
+          f"layers, {shape['num_heads']} heads, vocab {model.config.vocab_size}, {n_params / 1e6:.1f}M parameters, "
+          f"{args.dtype}, random init (seed {args.seed}); torch {torch.__version__}, {device}")
     t0 = time.perf_counter()
     results = {name: bench_set(name, model, tokenizer, args) for name in args.sets}
 
