@@ -94,7 +94,12 @@ def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict], everyone:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)   # resumable state, useless once the stage is done
         log.info("%s: done in %.1fs", label, record["seconds"])
     barrier()
-    return record if record is not None else require(out, label, "run", fp)
+    return record if record is not None else done_record(out)   # the main process has just verified and written it
+
+
+def done_record(out: Path) -> dict:
+    """The DONE record of a stage known to be complete (no checksums: that is `completed`'s work)."""
+    return json.loads((out / "DONE.json").read_text(encoding="utf-8"))
 
 
 def _fingerprint_of(path: Path) -> str | None:
@@ -166,7 +171,7 @@ def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
     return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how)
 
 
-def fp_eval(cfg: RunConfig, model_fp: str) -> str:
+def fp_predictions(cfg: RunConfig, model_fp: str) -> str:
     return fingerprint("eval", model_fp, to_dict(cfg.eval))
 
 
@@ -299,20 +304,14 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
     return {"seconds": sum(r["seconds"] for r in records.values())}
 
 
-def _model_fps(cfg: RunConfig) -> dict[str, str]:
-    """name -> fingerprint of every trained model of the run: the teacher, then '<variant>-seed<n>'."""
-    fps = {"teacher": fp_teacher(cfg)}
+def _models(cfg: RunConfig) -> dict[str, tuple[Path, str]]:
+    """name -> (folder relative to the run, fingerprint) of every trained model: the teacher, then
+    '<variant>-seed<n>'."""
+    models = {"teacher": (Path("teacher"), fp_teacher(cfg))}
     for variant in student_variants(cfg):
         for seed in cfg.distill.seeds:
-            fps[f"{variant}-seed{seed}"] = fp_student(cfg, variant, seed)
-    return fps
-
-
-def _model_dir(run: Path, name: str) -> Path:
-    if name == "teacher":
-        return run / "teacher"
-    variant, _, seed = name.rpartition("-seed")
-    return student_dir(run, variant, int(seed))
+            models[f"{variant}-seed{seed}"] = (student_dir(Path(), variant, seed), fp_student(cfg, variant, seed))
+    return models
 
 
 def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
@@ -320,8 +319,8 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
     test = load_split(run, "test")
     sources = [cfg.data.predict_prefix + ex.input for ex in test]
     seconds = 0.0
-    for name, model_fp in _model_fps(cfg).items():
-        model_dir = _model_dir(run, name)
+    for name, (folder, model_fp) in _models(cfg).items():
+        model_dir = run / folder
         require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
 
@@ -334,7 +333,7 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
                                               "correct": correct(p, ex.label, ex.choices)} for ex, p in zip(test, preds)])
             return {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
                     "n": len(test)}
-        seconds += run_unit(out, fp_eval(cfg, model_fp), f"evaluate {name}", work)["seconds"]
+        seconds += run_unit(out, fp_predictions(cfg, model_fp), f"evaluate {name}", work)["seconds"]
     return {"seconds": seconds}
 
 
@@ -343,7 +342,7 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def fp_analyze(cfg: RunConfig) -> str:
-    return fingerprint("analyze", fp_attribution(cfg), [fp_eval(cfg, fp) for fp in _model_fps(cfg).values()],
+    return fingerprint("analyze", fp_attribution(cfg), [fp_predictions(cfg, fp) for _, fp in _models(cfg).values()],
                        to_dict(cfg.analysis), cfg.data.predict_prefix)
 
 
@@ -373,7 +372,7 @@ def stage_analyze(run: Path, cfg: RunConfig) -> dict:
         for v in cfg.distill.variants:
             path = run / "predictions" / f"{v}-seed{seed}"
             require(path, f"the test predictions of {v} (seed {seed})", "evaluate",
-                    fp_eval(cfg, fp_student(cfg, v, seed)))
+                    fp_predictions(cfg, fp_student(cfg, v, seed)))
             preds[v] = read_jsonl(path / "test.jsonl")
         result["prediction_overlap"] = [{"a": a, "b": b, **analysis.prediction_overlap(preds[a], preds[b])}
                                         for a in preds for b in preds if a != b]
@@ -383,26 +382,24 @@ def stage_analyze(run: Path, cfg: RunConfig) -> dict:
 
 def collect_metrics(run: Path, cfg: RunConfig) -> dict:
     """metrics.json: the machine-readable summary later tools read (accuracies and recalls in 0..1)."""
-    def result(path: Path) -> dict:
-        return json.loads((path / "DONE.json").read_text())
-
-    teacher_eval = result(run / "predictions" / "teacher")["result"]
+    teacher_eval = done_record(run / "predictions" / "teacher")["result"]
     students = {}
     for variant in student_variants(cfg):
-        per_seed = {seed: result(run / "predictions" / f"{variant}-seed{seed}")["result"]["accuracy"]
+        per_seed = {seed: done_record(run / "predictions" / f"{variant}-seed{seed}")["result"]["accuracy"]
                     for seed in cfg.distill.seeds}
         students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
-    attr = result(run / "attributions")["result"]
+    attr = done_record(run / "attributions")["result"]
     analyzed = require(run / "analyses", "the analyses", "analyze", fp_analyze(cfg))
-    timing = {"data_s": result(run / "data")["seconds"], "finetune_s": result(run / "teacher")["seconds"],
-              "attribute_s": result(run / "attributions")["seconds"],
-              "distill_s": sum(result(student_dir(run, v, s))["seconds"]
+    timing = {"data_s": done_record(run / "data")["seconds"],
+              "finetune_s": done_record(run / "teacher")["seconds"],
+              "attribute_s": done_record(run / "attributions")["seconds"],
+              "distill_s": sum(done_record(student_dir(run, v, s))["seconds"]
                                for v in student_variants(cfg) for s in cfg.distill.seeds),
-              "evaluate_s": sum(result(run / "predictions" / n)["seconds"] for n in _model_fps(cfg)),
+              "evaluate_s": sum(done_record(run / "predictions" / n)["seconds"] for n in _models(cfg)),
               "analyze_s": analyzed["seconds"]}
     metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],
-                    "best_valid_accuracy": result(run / "teacher")["result"]["best_valid_accuracy"]},
+                    "best_valid_accuracy": done_record(run / "teacher")["result"]["best_valid_accuracy"]},
         "students": students,
         "attribution": {"method": cfg.attribution.method, "k": cfg.attribution.k,
                         "recall_at_k": attr[cfg.attribution.method]["recall_at_k"],

@@ -169,24 +169,24 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=False,
     )
 
-    def accuracy(pred: Any) -> dict[str, float]:
+    def generated_accuracy(pred: Any) -> dict[str, float]:
         preds = np.where(pred.predictions < 0, tokenizer.pad_token_id, pred.predictions)
         labels = np.where(pred.label_ids < 0, tokenizer.pad_token_id, pred.label_ids)
-        p = tokenizer.batch_decode(preds, skip_special_tokens=True)
-        g = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return {"accuracy": float(np.mean([correct(a, b) for a, b in zip(p, g)]))}
+        return {"accuracy": accuracy(tokenizer.batch_decode(preds, skip_special_tokens=True),
+                                     tokenizer.batch_decode(labels, skip_special_tokens=True), correct)}
 
     greedy = GreedyValidation([r["source"] for r in valid_rows], [r["target"] for r in valid_rows], correct,
-                              args.per_device_eval_batch_size, cfg.max_target_length, cfg.max_input_length)
+                              args.per_device_eval_batch_size, cfg.max_target_length,
+                              cfg.max_input_length) if causal else None
     guard = StopOnNonFinite()
     trainer = TwoTaskTrainer(
         model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg, causal),
         # Validation is of the label task alone (what `greedy` and predict_with_generate judge).
         eval_dataset=features(tokenizer, [{"source": r["source"], "target": r["target"]} for r in valid_rows], cfg,
                               causal),
-        data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=accuracy,
+        data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=generated_accuracy,
         processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)],
-        greedy_valid=greedy if causal else None)
+        greedy_valid=greedy)
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:
         log.info("resuming %s from %s", label, last.name)
