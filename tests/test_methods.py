@@ -92,11 +92,11 @@ def test_input_x_gradient_matches_its_definition(word_tok, examples):
 def test_integrated_gradients_completeness(word_tok, examples):
     """Sum of attributions = f(input) - f(baseline) within 2% at 64 steps (pad baseline; see ig_baseline's doc).
 
-    The model has Flan-T5's smooth gated-GELU block: with ReLU the path integrand has kinks and the
+    The model has Flan-T5's smooth gated-GELU block (tiny_t5's default): with ReLU the path integrand has kinks and the
     quadrature error at 64 steps is a few percent (it still converges: 0.2% at 256 steps).
     """
     baseline = "pad"
-    model = tiny_t5(len(word_tok), seed=2, feed_forward_proj="gated-gelu")
+    model = tiny_t5(len(word_tok), seed=2)
     feats, batch = _batch(word_tok, examples[:4])
     attr = ig_attributions(model, batch, n_steps=64, baseline=baseline, internal_batch_size=64)
     x = model.get_input_embeddings()(batch["input_ids"]).detach()
@@ -128,6 +128,14 @@ def test_occlusion_is_the_log_prob_drop_of_deleting_each_word(word_tok, examples
 
 @pytest.mark.parametrize("method", METHODS)
 def test_batch_invariance(word_tok, examples, method):
+    """A padded batch of mixed lengths scores each example as it is scored alone.
+
+    Only float32 rounding separates the two (other kernel shapes, other summation orders). Measured on
+    an AMD EPYC (AVX-512) with 1 and 2 threads, seeds 0-3: worst 2.4e-6 absolute (occlusion, a
+    difference of two log-probabilities of size ~10, i.e. ~2 ulp of them), <= 1e-6 for the gradient
+    methods, on scores of size 0.02-0.2. atol=1e-5 leaves a 4x margin and still catches any real
+    leak between rows (padding or masking errors move scores by 1e-3 or more).
+    """
     model = tiny_t5(len(word_tok), seed=1)
     assert len({len(ex.input) for ex in examples}) > 1, "the batch must mix lengths for this test to mean anything"
     cfg = AttributionConfig(ig_steps=8)
