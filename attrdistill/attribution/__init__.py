@@ -12,10 +12,17 @@ resumes at the next one, and under `accelerate launch` each process computes its
 
 Methods (METHODS): saliency (the paper's), saliency_stepwise, input_x_gradient,
 integrated_gradients, occlusion, and random (seeded uniform word scores, the paper's control).
+
+Options that change scoring enter the shard key only when they differ from their defaults, so
+older caches stay valid: `quantity` (what is explained per target token), `order: aligned` (which
+also stores per-target-token "step" scores: records get step_token_scores or, for occlusion,
+step_word_scores; rows get step_scores) and `teacher_wrong: drop` (records and rows get
+teacher_correct; a wrong example's rationale is empty). `mass` only selects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from pathlib import Path
@@ -25,8 +32,8 @@ import torch
 from tqdm.auto import tqdm
 
 from attrdistill.attribution import gradients
-from attrdistill.attribution.occlusion import occlusion
-from attrdistill.config import AttributionConfig
+from attrdistill.attribution.occlusion import occlusion_steps
+from attrdistill.config import ALIGNED_METHODS, AttributionConfig
 from attrdistill.data.example import Example, read_jsonl, write_jsonl
 from attrdistill.distributed import barrier, process
 from attrdistill.evaluation import predict
@@ -48,6 +55,54 @@ METHODS = tuple(TOKEN_METHODS) + WORD_METHODS
 SCORING_FIELDS = {"saliency_stepwise": ("norm",), "integrated_gradients": ("ig_steps", "ig_baseline")}
 
 
+def scoring_params(method: str, cfg: AttributionConfig) -> dict[str, Any]:
+    """The parameters a method's scores depend on, for the shard key.
+
+    The newer options appear only when not at their defaults, so a default config keeps the key
+    (and the cache) it always had. Random words depend on none of them.
+    """
+    params: dict[str, Any] = {f: getattr(cfg, f) for f in SCORING_FIELDS.get(method, ())}
+    if method == "random":
+        return params
+    if _explained(method, cfg.quantity) != _explained(method, "logit"):
+        params["quantity"] = cfg.quantity
+    if cfg.order == "aligned":
+        params["steps"] = True
+    if cfg.teacher_wrong == "drop":
+        params["teacher_wrong"] = "drop"
+    return params
+
+
+# Fields added after runs existed, with the default that reproduces those runs.
+NEWER_FIELDS = {"quantity": "logit", "mass": 0.0, "teacher_wrong": "keep"}
+
+
+def settings(cfg: AttributionConfig) -> dict[str, Any]:
+    """The attribution config as a dict for stage fingerprints, leaving out the newer fields at their defaults.
+
+    So a run made before they existed keeps its fingerprints (no attribution or student is redone),
+    and setting one of them changes the fingerprint as any other setting does.
+    """
+    out = dataclasses.asdict(cfg)
+    for name, default in NEWER_FIELDS.items():
+        if out[name] == default:
+            del out[name]
+    return out
+
+
+def _explained(method: str, quantity: str) -> str:
+    """What a method measures under attribution.quantity: occlusion's logit is its log-probability, as ever."""
+    return "log_prob" if method == "occlusion" and quantity == "logit" else quantity
+
+
+def cache_key(examples: list[Example], method: str, cfg: AttributionConfig, prefix: str = "",
+              max_input_length: int = 512, max_target_length: int = 128, seed: int = 0, model_key: str = "") -> str:
+    """The shard folder's key: the model, the examples, the method and everything its scores depend on."""
+    return fingerprint(method, scoring_params(method, cfg), cfg.target if method != "random" else None, prefix,
+                       max_input_length, max_target_length, seed if method == "random" else None, model_key,
+                       cfg.shard_size, [(ex.id, ex.input, ex.label) for ex in examples])
+
+
 def attribute(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg: AttributionConfig,
               prefix: str = "", max_input_length: int = 512, max_target_length: int = 128, seed: int = 0,
               cache: Path | None = None, model_key: str = "") -> list[dict[str, Any]]:
@@ -62,19 +117,22 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
           cache: Path | None = None, model_key: str = "") -> list[dict[str, Any]]:
     """Score records {id, target, token_word, token_scores, word_scores}, one per example, in order.
 
+    Only when asked: step_token_scores / step_word_scores (order aligned: one list per content target
+    token) and teacher_correct (teacher_wrong drop).
+
     With `cache`, shards live in cache/<method>-<key>/shard-NNNNN.jsonl, where the key covers the
     model (`model_key`: the caller's fingerprint of the weights), the examples, the method and its
     scoring parameters. Under several processes each computes the shards of its rank, then all read all.
     """
     if method not in METHODS:
         raise ValueError(f"attribution.method: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if cfg.order == "aligned" and method not in ALIGNED_METHODS and method != "random":
+        raise ValueError(f"attribution.order: aligned needs per-target-token scores, which {method} does not give; "
+                         f"it works with {', '.join(ALIGNED_METHODS)}")
     rank, world = process()
     if world > 1 and cache is None:
         raise ValueError("attribution across processes needs a cache folder to share the shards")
-    params = {f: getattr(cfg, f) for f in SCORING_FIELDS.get(method, ())}
-    key = fingerprint(method, params, cfg.target if method != "random" else None, prefix, max_input_length,
-                      max_target_length, seed if method == "random" else None, model_key, cfg.shard_size,
-                      [(ex.id, ex.input, ex.label) for ex in examples])
+    key = cache_key(examples, method, cfg, prefix, max_input_length, max_target_length, seed, model_key)
     folder = cache / f"{method}-{key}" if cache is not None else None
     shards = [examples[i:i + cfg.shard_size] for i in range(0, len(examples), cfg.shard_size)]
     computed: dict[int, list[dict]] = {}
@@ -126,27 +184,56 @@ def _score_shard(examples: list[Example], method: str, model: Any, tokenizer: An
                 for ex, sc in zip(examples, scores)]
     sources = [prefix + ex.input for ex in examples]
     targets = [ex.label for ex in examples]
+    predictions = None
+    if cfg.target == "prediction" or cfg.teacher_wrong == "drop":
+        predictions = predict(model, tokenizer, sources, cfg.batch_size, max_target_length, max_input_length)
     if cfg.target == "prediction":
-        targets = predict(model, tokenizer, sources, cfg.batch_size, max_target_length, max_input_length)
+        targets = predictions
     feats = encode(tokenizer, sources, targets, max_input_length, max_target_length, offsets=True,
                    causal=is_causal(model))
     for f, sp in zip(feats, spans):
         f["token_word"] = token_to_word(f.pop("offset_mapping"), sp, shift=len(prefix))
     rows = [{"id": ex.id, "target": t, "token_word": f["token_word"], "token_scores": None, "word_scores": None}
             for ex, t, f in zip(examples, targets, feats)]
+    if cfg.teacher_wrong == "drop":
+        for row, ex, p in zip(rows, examples, predictions):
+            row["teacher_correct"] = p == ex.label.strip()   # predict strips its output
+    aligned = cfg.order == "aligned"
+    # Steps for the label's own tokens only: </s> (and any other special token) explains no word choice.
+    special = set(tokenizer.all_special_ids) | {tokenizer.pad_token_id} if aligned else set()
     if method == "occlusion":
-        for row, sc in zip(rows, occlusion(model, feats, [len(s) for s in spans], tokenizer.pad_token_id,
-                                           cfg.batch_size)):
+        scores, steps = occlusion_steps(model, feats, [len(s) for s in spans], tokenizer.pad_token_id,
+                                        cfg.batch_size, _explained(method, cfg.quantity))
+        for row, f, sc, st in zip(rows, feats, scores, steps):
             row["word_scores"] = sc.tolist()
+            if aligned:
+                row["step_word_scores"] = st[content_steps(f["labels"], special)].tolist()
         return rows
     device = next(model.parameters()).device
     for idx in length_batches([len(f["input_ids"]) for f in feats], cfg.batch_size):
         batch = {k: v.to(device) for k, v in collate([{k: feats[i][k] for k in ("input_ids", "labels")}
                                                       for i in idx], tokenizer.pad_token_id).items()}
-        token_scores = TOKEN_METHODS[method](model, batch, cfg).detach().float().cpu()
+        if aligned:
+            token_scores, steps = gradients.with_steps(model, batch, method, cfg)
+            steps = steps.detach().float().cpu()
+        else:
+            token_scores = TOKEN_METHODS[method](model, batch, cfg)
+        token_scores = token_scores.detach().float().cpu()
         for r, i in enumerate(idx):
-            rows[i]["token_scores"] = token_scores[r, :len(feats[i]["input_ids"])].tolist()
+            n = len(feats[i]["input_ids"])
+            rows[i]["token_scores"] = token_scores[r, :n].tolist()
+            if aligned:
+                rows[i]["step_token_scores"] = steps[r, content_steps(feats[i]["labels"], special), :n].tolist()
     return rows
+
+
+def content_steps(labels: list[int], special: set[int]) -> list[int]:
+    """Target positions (0 = the first target token) whose token is not special (</s>, pad, ...).
+
+    Either layout: a causal row's labels are -100 on the prompt, then the target.
+    """
+    target = [t for t in labels if t != -100]
+    return [j for j, t in enumerate(target) if t not in special]
 
 
 def word_scores(record: dict[str, Any], n_words: int, aggregation: str = "sum") -> torch.Tensor:
@@ -157,38 +244,112 @@ def word_scores(record: dict[str, Any], n_words: int, aggregation: str = "sum") 
                      n_words, aggregation)
 
 
+def step_word_scores(record: dict[str, Any], n_words: int, aggregation: str = "sum") -> torch.Tensor | None:
+    """(content target tokens, n_words): the word scores explaining each target token; None if not stored.
+
+    Random words (token_word None) explain no target token: no steps, so aligned order is score order
+    and the control stays k random words.
+    """
+    if record["token_word"] is None:
+        return torch.zeros(0, n_words)
+    if record.get("step_token_scores") is not None:
+        token_word = torch.tensor(record["token_word"], dtype=torch.long)
+        rows = [aggregate(torch.tensor(step), token_word, n_words, aggregation) for step in record["step_token_scores"]]
+        return torch.stack(rows) if rows else torch.zeros(0, n_words)
+    if record.get("step_word_scores") is not None:
+        return _matrix(record["step_word_scores"], n_words)
+    return None
+
+
+def _matrix(rows: list[list[float]], n_words: int) -> torch.Tensor:
+    """(len(rows), n_words) float32, also for no rows or no words."""
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(rows), n_words)
+
+
 def stop_words(cfg: AttributionConfig) -> set[str]:
     words = {w.lower() for w in cfg.stop_words if w != "english"}
     return words | ENGLISH_STOP_WORDS if "english" in cfg.stop_words else words
 
 
+def _rounded(scores: torch.Tensor) -> list[float]:
+    return [round(float(s), 6) for s in scores]
+
+
 def select(records: list[dict[str, Any]], examples: list[Example], cfg: AttributionConfig) -> list[dict[str, Any]]:
-    """Rows {id, target, words, scores, top, rationale}: word scores and the top-k words of each example."""
+    """Rows {id, target, words, scores, top, rationale}: word scores and the top-k words of each example.
+
+    With order aligned rows also carry step_scores (per content target token, word scores), which
+    `rationale_at` needs; with teacher_wrong drop they carry teacher_correct, and a wrong example
+    has no rationale words.
+    """
     excluded = stop_words(cfg)
     rows = []
     for rec, ex in zip(records, examples):
         spans = word_spans(ex.input)
         words = [ex.input[a:b] for a, b in spans]
         sc = word_scores(rec, len(words), cfg.aggregation)
-        top = top_k(words, sc, cfg.k, cfg.skip_punctuation, cfg.order, excluded)
-        rows.append({"id": ex.id, "target": rec["target"], "words": words, "scores": [round(float(s), 6) for s in sc],
-                     "top": top, "rationale": ", ".join(words[i] for i in top)})
+        steps = step_word_scores(rec, len(words), cfg.aggregation) if cfg.order == "aligned" else None
+        dropped = rec.get("teacher_correct") is False
+        top = [] if dropped else top_k(words, sc, cfg.k, cfg.skip_punctuation, cfg.order, excluded, cfg.mass, steps)
+        row = {"id": ex.id, "target": rec["target"], "words": words, "scores": _rounded(sc),
+               "top": top, "rationale": ", ".join(words[i] for i in top)}
+        if steps is not None:
+            row["step_scores"] = [_rounded(st) for st in steps]
+        if "teacher_correct" in rec:
+            row["teacher_correct"] = rec["teacher_correct"]
+        rows.append(row)
     return rows
 
 
 def rationale_at(row: dict[str, Any], k: int, cfg: AttributionConfig) -> str:
-    """The rationale text of an attribution row for another k (from its stored word scores)."""
-    top = top_k(row["words"], torch.tensor(row["scores"]), k, cfg.skip_punctuation, cfg.order, stop_words(cfg))
+    """The rationale text of an attribution row for another k (from its stored word and step scores)."""
+    if row.get("teacher_correct") is False:
+        return ""
+    steps = _matrix(row["step_scores"], len(row["words"])) if "step_scores" in row else None
+    top = top_k(row["words"], torch.tensor(row["scores"]), k, cfg.skip_punctuation, cfg.order, stop_words(cfg),
+                cfg.mass, steps)
     return ", ".join(row["words"][i] for i in top)
 
 
 def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool = True,
-          order: str = "score", exclude: set[str] = frozenset()) -> list[int]:
-    """Indices of the k best-scored candidate words, by score (ties: earlier word) or by position."""
+          order: str = "score", exclude: set[str] = frozenset(), mass: float = 0.0,
+          steps: torch.Tensor | None = None) -> list[int]:
+    """Indices of the k best-scored candidate words, by score (ties: earlier word), by position, or aligned.
+
+    aligned: for each row of `steps` (one per target token: word scores explaining that token) the
+    not-yet-chosen candidate it scores highest, then the rest by `scores`. mass in (0, 1]: only the
+    fewest leading words of that selection whose non-negative scores reach share `mass` of all the
+    candidates' (at least 1); for position order the leading words by score, then sorted by position.
+    """
     candidates = [i for i, w in enumerate(words)
                   if not (skip_punctuation and is_punctuation(w)) and w.lower() not in exclude]
-    best = sorted(candidates, key=lambda i: (-float(scores[i]), i))[:k]
+    ranked = sorted(candidates, key=lambda i: (-float(scores[i]), i))
+    if order == "aligned":
+        if steps is None:
+            raise ValueError("attribution.order: aligned needs per-target-token step scores, which these scores "
+                             "lack (computed with another order, or a method that gives none)")
+        chosen: list[int] = []
+        for step in steps:
+            rest = [i for i in candidates if i not in chosen]
+            if len(chosen) >= k or not rest:
+                break
+            chosen.append(min(rest, key=lambda i: (-float(step[i]), i)))
+        ranked = chosen + [i for i in ranked if i not in chosen]
+    best = ranked[:k]
+    if mass > 0:
+        best = best[:_mass_length(best, scores, candidates, mass)]
     return sorted(best) if order == "position" else best
+
+
+def _mass_length(best: list[int], scores: torch.Tensor, candidates: list[int], mass: float) -> int:
+    """How many leading words of `best` reach share `mass` of the candidates' non-negative score (>= 1)."""
+    total = sum(max(float(scores[i]), 0.0) for i in candidates)
+    running = 0.0
+    for n, i in enumerate(best, 1):
+        running += max(float(scores[i]), 0.0)
+        if running >= mass * total * (1 - 1e-9):   # summed in another order than the total
+            return n
+    return max(len(best), 1)
 
 
 def recall_at_k(rows: list[dict[str, Any]], examples: list[Example]) -> float | None:

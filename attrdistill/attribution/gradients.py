@@ -11,6 +11,14 @@ Every method here takes (model, batch, cfg) -- batch holds input_ids, attention_
 (the target, -100 on padding) -- and returns float32 token scores. Parameters are frozen for the
 duration; scores are accumulated in float32 whatever the model's dtype.
 
+What is explained per target token j (`quantity`, attribution.quantity): the raw gold logit z_j[gold]
+(the paper's, default), its log-probability log p(gold) = z - logsumexp(z), or the margin
+z[gold] - max_{v != gold} z[v] (the decision rather than the logit's size). Only `logit` can use
+`gold_logits_only`; the other two need the full vocabulary's logits.
+
+`step_scores` gives the per-target-token scores (one row per target position j, one backward each)
+that `attribution.order: aligned` needs to pair rationale words with label tokens.
+
 Decoder-only models (`features.is_causal`) take the causal layout of `features.encode`: input_ids
 hold prompt + target, labels are -100 on the prompt. The definition is the same -- the logit that
 predicts target token j sits at position (prompt_len + j - 1) -- and only prompt tokens are scored
@@ -20,13 +28,13 @@ predicts target token j sits at position (prompt_len + j - 1) -- and only prompt
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel
 
-from attrdistill.config import AttributionConfig
+from attrdistill.config import QUANTITIES, AttributionConfig
 from attrdistill.features import is_causal
 
 
@@ -92,13 +100,21 @@ def gold_logits_only(model: PreTrainedModel, ids: torch.Tensor) -> Iterator[None
 
 
 def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
-                  log_probs: bool = False) -> torch.Tensor:
-    """(batch, target_len) logits (or log-probabilities) of the target tokens, teacher-forced; 0 on padding."""
+                  log_probs: bool = False, quantity: str = "logit") -> torch.Tensor:
+    """(batch, target_len) per-token `quantity` of the target tokens, teacher-forced; 0 on padding.
+
+    quantity: logit (the gold logit), log_prob (`log_probs=True` says the same) or margin (the gold
+    logit minus the best other one).
+    """
+    if log_probs:
+        quantity = "log_prob"
+    if quantity not in QUANTITIES:
+        raise ValueError(f"attribution.quantity: expected one of {', '.join(QUANTITIES)}, got {quantity!r}")
     labels = batch["labels"]
     causal = is_causal(model)
     # The token whose logit each output position gives: the next token (causal) or the target token (seq2seq).
     next_ids = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=-100) if causal else labels
-    with nullcontext() if log_probs else gold_logits_only(model, next_ids.clamp(min=0)):
+    with nullcontext() if quantity != "logit" else gold_logits_only(model, next_ids.clamp(min=0)):
         if causal:
             logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=False).logits
         else:
@@ -113,35 +129,45 @@ def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str,
     else:
         keep = labels != -100
     logits = logits.float()
-    if log_probs:
-        gold = logits.log_softmax(-1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    gold_ids = labels.clamp(min=0).unsqueeze(-1)
+    if quantity == "log_prob":
+        gold = logits.log_softmax(-1).gather(-1, gold_ids).squeeze(-1)
+    elif quantity == "margin":
+        # The runner-up: every logit but the gold one; its gradient flows through whichever token that is.
+        others = logits.scatter(-1, gold_ids, float("-inf")).amax(-1)
+        gold = logits.gather(-1, gold_ids).squeeze(-1) - others
     else:
         gold = logits.squeeze(-1)
     return gold * keep
 
 
 def mean_target_logit(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str, torch.Tensor],
-                      log_probs: bool = False) -> torch.Tensor:
-    """(batch,) the mean over target tokens of their logits: the scalar every gradient method explains."""
+                      log_probs: bool = False, quantity: str = "logit") -> torch.Tensor:
+    """(batch,) the mean over target tokens of their `quantity`: the scalar every gradient method explains."""
     n_target = (batch["labels"] != -100).sum(-1).clamp(min=1)
-    return target_logits(model, embeds, batch, log_probs).sum(-1) / n_target
+    return target_logits(model, embeds, batch, log_probs, quantity).sum(-1) / n_target
+
+
+def _quantity(cfg: AttributionConfig | None) -> str:
+    return cfg.quantity if cfg is not None else "logit"
 
 
 def _embeddings(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model.get_input_embeddings()(batch["input_ids"]).detach().requires_grad_(True)
 
 
-def _gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(embeddings, gradient of the mean target logit w.r.t. them), one backward for the whole batch."""
+def _gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+              quantity: str = "logit") -> tuple[torch.Tensor, torch.Tensor]:
+    """(embeddings, gradient of the mean target `quantity` w.r.t. them), one backward for the whole batch."""
     embeds = _embeddings(model, batch)
-    mean_target_logit(model, embeds, batch).sum().backward()
+    mean_target_logit(model, embeds, batch, quantity=quantity).sum().backward()
     return embeds.detach(), embeds.grad
 
 
 def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor], cfg: AttributionConfig | None = None) -> torch.Tensor:
-    """The paper's saliency: L1 norm over embedding dims of the gradient of the mean target logit."""
+    """The paper's saliency: L1 norm over embedding dims of the gradient of the mean target logit (`quantity`)."""
     with frozen(model):
-        _, grad = _gradient(model, batch)
+        _, grad = _gradient(model, batch, _quantity(cfg))
         return grad.float().abs().sum(-1) * scored_mask(model, batch)
 
 
@@ -149,8 +175,46 @@ def input_x_gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
                      cfg: AttributionConfig | None = None) -> torch.Tensor:
     """|e_i . G_i|: the first-order contribution of each token embedding to the mean target logit."""
     with frozen(model):
-        embeds, grad = _gradient(model, batch)
+        embeds, grad = _gradient(model, batch, _quantity(cfg))
         return (grad.float() * embeds.float()).sum(-1).abs() * scored_mask(model, batch)
+
+
+STEP_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient")   # those with a per-target-token analogue
+# Per target position: (gradient d q_j / d e, embeddings) -> (batch, input_len) token scores.
+StepReduce = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _step_reduce(method: str, cfg: AttributionConfig | None) -> StepReduce:
+    """The per-target-token analogue of a method's score (what `step_scores` gives per j)."""
+    if method == "saliency":
+        return lambda grad, embeds: grad.float().abs().sum(-1)
+    if method == "saliency_stepwise":
+        p = 2 if cfg is not None and cfg.norm == "l2" else 1
+        return lambda grad, embeds: grad.float().norm(p=p, dim=-1)
+    if method == "input_x_gradient":
+        return lambda grad, embeds: (grad.float() * embeds.float()).sum(-1).abs()
+    raise ValueError(f"attribution.order: aligned needs per-target-token scores, which {method!r} does not give; "
+                     f"expected one of {', '.join(STEP_METHODS)} (or occlusion)")
+
+
+def _steps(model: PreTrainedModel, batch: dict[str, torch.Tensor], reduce: StepReduce,
+           quantity: str) -> Iterator[torch.Tensor]:
+    """reduce(d q_j / d e, e) * mask_j, (batch, input_len) float32, for j = 0, 1, ...: one backward each."""
+    embeds = _embeddings(model, batch)
+    gold = target_logits(model, embeds, batch, quantity=quantity)
+    mask = target_mask(model, batch["labels"])
+    for j in range(gold.shape[1]):
+        (grad,) = torch.autograd.grad(gold[:, j].sum(), embeds, retain_graph=j + 1 < gold.shape[1])
+        yield reduce(grad, embeds.detach()) * mask[:, j:j + 1]
+
+
+def _stepwise_mean(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                   steps: Iterator[torch.Tensor]) -> torch.Tensor:
+    total = torch.zeros(batch["input_ids"].shape, dtype=torch.float32, device=batch["input_ids"].device)
+    for step in steps:   # summed in order, one step at a time: the same rounding as ever
+        total += step
+    mask = target_mask(model, batch["labels"])
+    return total / mask.sum(-1, keepdim=True).clamp(min=1) * scored_mask(model, batch)
 
 
 def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
@@ -160,16 +224,40 @@ def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     What step-wise tools (inseq, Captum's LLM attribution) compute; unlike `saliency` the norm comes
     before the mean, so it needs one backward per target position (batched over examples).
     """
-    p = 2 if cfg is not None and cfg.norm == "l2" else 1
     with frozen(model):
-        embeds = _embeddings(model, batch)
-        gold = target_logits(model, embeds, batch)
-        mask = target_mask(model, batch["labels"])
-        total = torch.zeros(embeds.shape[:2], dtype=torch.float32, device=embeds.device)
-        for j in range(gold.shape[1]):
-            (grad,) = torch.autograd.grad(gold[:, j].sum(), embeds, retain_graph=j + 1 < gold.shape[1])
-            total += grad.float().norm(p=p, dim=-1) * mask[:, j:j + 1]
-        return total / mask.sum(-1, keepdim=True).clamp(min=1) * scored_mask(model, batch)
+        steps = _steps(model, batch, _step_reduce("saliency_stepwise", cfg), _quantity(cfg))
+        return _stepwise_mean(model, batch, steps)
+
+
+def _stacked(model: PreTrainedModel, batch: dict[str, torch.Tensor], steps: list[torch.Tensor]) -> torch.Tensor:
+    """(batch, target_len, input_len) from one (batch, input_len) tensor per target position; 0 where unscored."""
+    scored = scored_mask(model, batch)
+    if not steps:
+        return torch.zeros(scored.shape[0], 0, scored.shape[1], device=scored.device)
+    return torch.stack(steps, 1) * scored.unsqueeze(1)
+
+
+def step_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor], method: str,
+                cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """(batch, target_len, input_len) float32: row j holds the token scores that explain target token j alone.
+
+    saliency: |d q_j / d e_i|_1 (the quantity saliency_stepwise averages); saliency_stepwise: the same
+    in its norm; input_x_gradient: |e_i . d q_j / d e_i|. 0 on padding, on target positions past a
+    row's own target, and on causal target tokens.
+    """
+    with frozen(model):
+        return _stacked(model, batch, list(_steps(model, batch, _step_reduce(method, cfg), _quantity(cfg))))
+
+
+def with_steps(model: PreTrainedModel, batch: dict[str, torch.Tensor], method: str,
+               cfg: AttributionConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the method's token scores, its `step_scores`); saliency_stepwise gets both from the same backwards."""
+    if method == "saliency_stepwise":
+        with frozen(model):
+            steps = list(_steps(model, batch, _step_reduce(method, cfg), _quantity(cfg)))
+            return _stepwise_mean(model, batch, iter(steps)), _stacked(model, batch, steps)
+    token = {"saliency": saliency, "input_x_gradient": input_x_gradient}[method](model, batch, cfg)
+    return token, step_scores(model, batch, method, cfg)
 
 
 def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:
@@ -185,8 +273,8 @@ def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str)
 
 
 def ig_attributions(model: PreTrainedModel, batch: dict[str, torch.Tensor], n_steps: int = 50,
-                    baseline: str = "pad", internal_batch_size: int = 256) -> torch.Tensor:
-    """(batch, len, dim) integrated gradients of the mean target logit, float32.
+                    baseline: str = "pad", internal_batch_size: int = 256, quantity: str = "logit") -> torch.Tensor:
+    """(batch, len, dim) integrated gradients of the mean target `quantity` (default the logit), float32.
 
     Gauss-Legendre quadrature over the straight path baseline -> input; the path points of several
     examples and steps go through the model together, `internal_batch_size` rows at a time. Their sum
@@ -207,7 +295,7 @@ def ig_attributions(model: PreTrainedModel, batch: dict[str, torch.Tensor], n_st
             path = (x0.unsqueeze(0) + a.view(c, 1, 1, 1) * (x - x0).unsqueeze(0)).reshape(c * b, *x.shape[1:])
             path.requires_grad_(True)
             repeated = {k: batch[k].repeat(c, 1) for k in ("attention_mask", "labels")}
-            mean_target_logit(model, path, repeated).sum().backward()
+            mean_target_logit(model, path, repeated, quantity=quantity).sum().backward()
             total += (path.grad.float().view(c, *x.shape) * w.view(c, 1, 1, 1)).sum(0)
         return total * (x - x0).float()
 
@@ -216,7 +304,7 @@ def integrated_gradients(model: PreTrainedModel, batch: dict[str, torch.Tensor],
                          cfg: AttributionConfig | None = None) -> torch.Tensor:
     """|sum over dims of the IG attribution| of each token (its signed share of f(x) - f(baseline))."""
     cfg = cfg or AttributionConfig()
-    attr = ig_attributions(model, batch, cfg.ig_steps, cfg.ig_baseline, cfg.ig_internal_batch_size)
+    attr = ig_attributions(model, batch, cfg.ig_steps, cfg.ig_baseline, cfg.ig_internal_batch_size, cfg.quantity)
     return attr.sum(-1).abs() * scored_mask(model, batch)
 
 
@@ -225,3 +313,10 @@ def target_log_prob(model: PreTrainedModel, batch: dict[str, torch.Tensor]) -> t
     """(batch,) mean log-probability of the target tokens given the input ids, teacher-forced."""
     embeds = model.get_input_embeddings()(batch["input_ids"])
     return mean_target_logit(model, embeds, batch, log_probs=True)
+
+
+@torch.no_grad()
+def target_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor], quantity: str = "log_prob") -> torch.Tensor:
+    """(batch, target_len) per-token `quantity` of the target given the input ids, teacher-forced; 0 on padding."""
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    return target_logits(model, embeds, batch, quantity=quantity)
