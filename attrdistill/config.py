@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from attrdistill.paper import SETTINGS
+from attrdistill.students import parse_variant, variants_doc
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,8 @@ class TrainConfig:
     warmup_steps: int = _f(0, "Linear warm-up steps.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     seed: int = _f(0, "Seed of model initialisation and data order.")
+    patience: int = _f(0, "Stop when validation accuracy has not improved for this many evaluations (the best "
+                          "checkpoint is kept); 0 trains all max_steps.")
 
 
 @dataclass
@@ -114,7 +117,22 @@ class AttributionConfig:
                              "greedy output).")
     k: int = _f(5, "Rationale length: the top-k words.")
     aggregation: str = _f("sum", "Sub-word scores to word scores: sum, max or mean.")
-    order: str = _f("score", "Order of rationale words: score (highest first) or position.")
+    order: str = _f("score", "Order of rationale words: score (highest first), position, or aligned: for each "
+                             "target token in turn (special tokens and padding skipped) the not-yet-chosen word "
+                             "that most explains it, then the rest by score up to k, so the rationale follows the "
+                             "label. aligned needs per-target-token scores: saliency, saliency_stepwise, "
+                             "input_x_gradient or occlusion (the random control keeps k random words).")
+    quantity: str = _f("logit", "What the gradient methods explain per target token: logit (the raw gold logit, "
+                                "the paper's), log_prob (log p(gold): the logit minus the log-normaliser) or "
+                                "margin (the gold logit minus the best other one: the decision, not the logit's "
+                                "size). Occlusion measures the drop in log_prob under both logit and log_prob, "
+                                "and in the margin under margin.")
+    mass: float = _f(0.0, "Adaptive rationale length: 0 = off (always k words); p in (0, 1] = the fewest of the "
+                          "selected words, taken in order, whose non-negative scores reach share p of all "
+                          "candidate words' non-negative score, at least 1 and at most k.")
+    teacher_wrong: str = _f("keep", "Examples the teacher gets wrong (greedy prediction != gold label): keep their "
+                                    "rationales, or drop them (empty rationale; rows carry teacher_correct). "
+                                    "The random control is never dropped.")
     skip_punctuation: bool = _f(True, "Never pick punctuation as a rationale word.")
     stop_words: list[str] = _f([], "Words never picked as rationale words (case-insensitive); the entry 'english' "
                                    "adds a built-in list of English function words.")
@@ -132,13 +150,16 @@ class AttributionConfig:
 
 @dataclass
 class DistillConfig:
-    variants: list[str] = _f(["standard", "random", "saliency", "oracle"],
-                             "Students to train: standard (label only), saliency (the teacher's top-k words by "
-                             "saliency; any attribution method's name works the same way, e.g. "
-                             "integrated_gradients), random (k random input words), oracle (the task's true decisive words), dsbs (the "
-                             "data's LLM rationales, Distilling Step-by-Step), human (the data's human highlights: CoS-E "
-                             "spans on cqa, e-SNLI marks).")
+    variants: list[str] = _f(["standard", "random", "saliency", "oracle"], variants_doc())
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
+    kd_alpha: float = _f(0.5, "kd: alpha in L_label = (1 - alpha) CE + alpha T^2 D(p_teacher^T || p_student^T).")
+    kd_temperature: float = _f(2.0, "kd: softmax temperature T of both distributions.")
+    kd_divergence: str = _f("forward_kl", "kd: D = forward_kl (DistillKit's default), reverse_kl, or jsd "
+                                          "(generalised JSD with weight kd_beta, as TRL's GKD).")
+    kd_beta: float = _f(0.5, "kd: beta of the generalised JSD (0.5 = the symmetric JSD).")
+    match_weight: float = _f(1.0, "match: mu in L = L_label + mu * KL(teacher word scores || student saliency).")
+    kd_top_k: int = _f(16, "kd: teacher logits kept per target token (plus the rest's mass); the vocabulary size "
+                           "gives exact KD.")
     format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target "
                                  "'w1, w2, ..., so the answer is X' (the answer is read after the last "
                                  "'so the answer is').")
@@ -191,16 +212,21 @@ CHOICES = {
     "student.architecture": ("t5", "llama"),
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
-    "attribution.order": ("score", "position"),
+    "attribution.order": ("score", "position", "aligned"),
+    "attribution.quantity": ("logit", "log_prob", "margin"),
+    "attribution.teacher_wrong": ("keep", "drop"),
     "attribution.method": ("saliency", "saliency_stepwise", "input_x_gradient", "integrated_gradients", "occlusion",
                            "random"),
     "attribution.target": ("gold", "prediction"),
     "attribution.norm": ("l1", "l2"),
     "attribution.ig_baseline": ("zero", "pad"),
     "distill.format": ("two_task", "single"),
+    "distill.kd_divergence": ("forward_kl", "reverse_kl", "jsd"),
 }
 METHODS = CHOICES["attribution.method"]
-VARIANTS = ("standard", "oracle", "dsbs", "human") + METHODS   # a method's name: its top-k words as rationales
+QUANTITIES = CHOICES["attribution.quantity"]
+# The methods that give per-target-token scores, which attribution.order: aligned needs.
+ALIGNED_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient", "occlusion")
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -307,8 +333,16 @@ def validate(cfg: RunConfig) -> RunConfig:
         if get(path) not in allowed:
             raise ConfigError(f"{path}: expected one of {', '.join(allowed)}, got {get(path)!r}")
     for v in cfg.distill.variants:
-        if v not in VARIANTS:
-            raise ConfigError(f"distill.variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+        try:
+            variant = parse_variant(v, METHODS)
+        except ValueError as e:
+            raise ConfigError(f"distill.variants: {e}") from None
+        if variant.objective == "kd" and cfg.distill.format == "single":
+            raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format mixes "
+                              "with the rationale's; use distill.format: two_task")
+    if not 0 <= cfg.distill.kd_alpha <= 1 or not 0 < cfg.distill.kd_beta < 1:
+        raise ConfigError(f"distill.kd_alpha / kd_beta: expected alpha in [0, 1] and beta in (0, 1), got "
+                          f"{cfg.distill.kd_alpha} / {cfg.distill.kd_beta}")
     for m in cfg.analysis.methods:
         if m not in METHODS:
             raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(METHODS)}")
@@ -321,13 +355,16 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"{cfg.analysis.faithfulness_examples}")
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
-    positive = ["attribution.k", "attribution.batch_size", "attribution.shard_size", "attribution.ig_steps",
+    _validate_attribution(cfg)
+    positive = ["distill.kd_temperature", "distill.kd_top_k", "attribution.k", "attribution.batch_size", "attribution.shard_size", "attribution.ig_steps",
                 "attribution.ig_internal_batch_size", "eval.batch_size", "eval.max_new_tokens",
                 "data.n_student_train", "data.n_valid", "data.n_test", "data.n_teacher_train"]
     for role in ("teacher", "student"):
         positive += [f"{role}.{n}" for n in ("d_model", "d_ff", "num_layers", "num_heads", "max_input_length",
                                              "max_target_length", "keep_every")]
         positive += [f"{role}.train.{n}" for n in ("learning_rate", "batch_size", "eval_steps")]
+        if getattr(cfg, role).train.patience < 0:
+            raise ConfigError(f"{role}.train.patience: expected a value >= 0, got {getattr(cfg, role).train.patience}")
     if cfg.student.train.max_steps <= 0 or cfg.teacher.train.max_steps < 0:
         raise ConfigError("student.train.max_steps: expected a value > 0 (teacher.train.max_steps may be 0: "
                           f"no fine-tuning), got {cfg.student.train.max_steps} / {cfg.teacher.train.max_steps}")
@@ -341,6 +378,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             value = getattr(cfg.data, key)
             if not value or not Path(value).is_file():
                 raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', got {value!r}")
+    if cfg.distill.match_weight < 0:
+        raise ConfigError(f"distill.match_weight: expected a value >= 0 (mu), got {cfg.distill.match_weight}")
     if cfg.distill.rationale_weight < 0:
         raise ConfigError(f"distill.rationale_weight: expected a value >= 0 (lambda), got {cfg.distill.rationale_weight}")
     for role in ("teacher", "student"):
@@ -366,6 +405,21 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{role}.d_model: expected a multiple of {role}.num_heads ({m.num_heads}), "
                               f"got {m.d_model}")
     return cfg
+
+
+def _validate_attribution(cfg: RunConfig) -> None:
+    a = cfg.attribution
+    if not 0 <= a.mass <= 1:
+        raise ConfigError(f"attribution.mass: expected 0 (off) or a share in (0, 1], got {a.mass!r}")
+    if a.order == "aligned":
+        # Every teacher method the attribute stage scores; the random control keeps score order.
+        # Variants name a method alone or as a part ('kd+saliency@k3').
+        parts = [p.partition("@k")[0] for v in cfg.distill.variants for p in v.split("+")]
+        scored = [a.method] + [m for m in parts if m in METHODS and m != "random"] + cfg.analysis.methods
+        bad = [m for m in dict.fromkeys(scored) if m not in ALIGNED_METHODS]
+        if bad:
+            raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {', '.join(bad)} "
+                              f"does not give; it works with {', '.join(ALIGNED_METHODS)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

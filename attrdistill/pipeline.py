@@ -24,6 +24,7 @@ from typing import Any, Callable
 from attrdistill import __version__
 from attrdistill import analysis
 from attrdistill.attribution import attribute, rationale_at, recall_at_k
+from attrdistill.attribution import settings as attribution_settings
 from attrdistill.config import METHODS, RunConfig, dump_config, pretrained, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
@@ -33,8 +34,8 @@ from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.report import write_report
 from attrdistill.store import atomic_open, fingerprint, manifest, verify, write_json
-from attrdistill.training import train
-from attrdistill.words import words
+from attrdistill.students import Variant, check_available, given_rationales, parse_variant
+from attrdistill.training import KDSettings, train
 
 log = logging.getLogger("attrdistill")
 
@@ -138,7 +139,8 @@ def fp_teacher(cfg: RunConfig) -> str:
 
 def attribution_methods(cfg: RunConfig) -> list[str]:
     """Every method the attribute stage scores: the configured one, random, variants' and analysis.methods."""
-    return list(dict.fromkeys([cfg.attribution.method, "random"] + [v for v in cfg.distill.variants if v in METHODS]
+    sources = [m for v in cfg.distill.variants for m in (parse_variant(v).rationale, parse_variant(v).match)]
+    return list(dict.fromkeys([cfg.attribution.method, "random"] + [m for m in sources if m in METHODS]
                               + cfg.analysis.methods))
 
 
@@ -148,15 +150,9 @@ def student_variants(cfg: RunConfig) -> list[str]:
     return list(dict.fromkeys(cfg.distill.variants + sweep))
 
 
-def split_variant(variant: str) -> tuple[str, int | None]:
-    """'saliency@k3' -> ('saliency', 3); 'standard' -> ('standard', None)."""
-    base, _, k = variant.partition("@k")
-    return base, int(k) if k else None
-
-
 def fp_method(cfg: RunConfig, method: str, k: int | None = None) -> str:
     """One method's rationales: the teacher, the method, and how words are selected (not attribution.method)."""
-    selection = {**to_dict(cfg.attribution), "method": None, "k": k or cfg.attribution.k}
+    selection = {**attribution_settings(cfg.attribution), "method": None, "k": k or cfg.attribution.k}
     return fingerprint("method", fp_teacher(cfg), method, selection, cfg.data.seed if method == "random" else None)
 
 
@@ -164,11 +160,27 @@ def fp_attribution(cfg: RunConfig) -> str:
     return fingerprint("attribution", [fp_method(cfg, m) for m in attribution_methods(cfg)])
 
 
+def fp_teacher_logits(cfg: RunConfig) -> str:
+    return fingerprint("teacher_logits", fp_teacher(cfg), cfg.distill.kd_top_k, cfg.distill.kd_temperature)
+
+
+def fp_teacher_outputs(cfg: RunConfig) -> str:
+    return fingerprint("teacher_outputs", fp_teacher(cfg))
+
+
 def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
-    base, k = split_variant(variant)
-    upstream = fp_method(cfg, base, k) if base in METHODS else fp_data(cfg)
-    how = (cfg.distill.rationale_weight, cfg.distill.format) if variant != "standard" else None
-    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how)
+    v = parse_variant(variant)
+    upstream = fp_method(cfg, v.rationale, v.k) if v.rationale in METHODS else fp_data(cfg)
+    how = (cfg.distill.rationale_weight, cfg.distill.format) if v.rationale else None
+    teacher = []   # only for the objectives that read the teacher: the other students keep their fingerprints
+    if v.needs_teacher_logits:
+        d = cfg.distill
+        teacher = [fp_teacher_logits(cfg), d.kd_alpha, d.kd_temperature, d.kd_divergence, d.kd_beta]
+    elif v.needs_teacher_outputs:
+        teacher = [fp_teacher_outputs(cfg)]
+    if v.match:
+        teacher += [fp_method(cfg, v.match), cfg.distill.match_weight]
+    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how, *teacher)
 
 
 def fp_predictions(cfg: RunConfig, model_fp: str) -> str:
@@ -195,12 +207,21 @@ def stage_data(run: Path, cfg: RunConfig) -> dict:
     return run_unit(run / "data", fp_data(cfg), "data", work)
 
 
-def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None) -> list[dict]:
+def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,
+          targets: dict[str, str] | None = None, kd: dict[str, dict] | None = None,
+          match: dict[str, list[float]] | None = None) -> list[dict]:
+    """Train rows; `targets` replaces the gold labels (seqkd), `kd` adds the teacher's sparse logits per row,
+    `match` the teacher's word scores that the student's saliency is pulled toward."""
     rows = []
     for ex in examples:
-        row = {"source": cfg.data.predict_prefix + ex.input, "target": ex.label}
+        label = targets[ex.id] if targets is not None else ex.label
+        row: dict[str, Any] = {"source": cfg.data.predict_prefix + ex.input, "target": label}
+        if kd is not None:
+            row["kd"] = kd[ex.id]
+        if match is not None:
+            row["match"] = {"input": ex.input, "prefix": cfg.data.predict_prefix, "scores": match[ex.id]}
         if rationales is not None and cfg.distill.format == "single":
-            row["target"] = f"{rationales[ex.id]}, {ANSWER_MARK} {ex.label}"
+            row["target"] = f"{rationales[ex.id]}, {ANSWER_MARK} {label}"
         elif rationales is not None:
             row.update(explain_source=cfg.data.explain_prefix + ex.input, rationale=rationales[ex.id])
         rows.append(row)
@@ -210,6 +231,9 @@ def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | 
 def stage_finetune(run: Path, cfg: RunConfig) -> dict:
     """Fine-tune the teacher on teacher_train, keeping the best checkpoint by validation accuracy."""
     require(run / "data", "the data stage", "run", fp_data(cfg))
+    student_train = load_split(run, "student_train")
+    for variant in cfg.distill.variants:   # before the teacher trains: the data must have what a variant reads
+        check_available(variant, student_train)
     out = run / "teacher"
 
     def work() -> dict:
@@ -260,45 +284,92 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
 
 
 def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example]) -> dict[str, str] | None:
-    """id -> rationale text of a student variant; None for the label-only student."""
-    if variant == "standard":
+    """id -> rationale text of a student variant; None for a student without rationales."""
+    v = parse_variant(variant)
+    if v.rationale is None:
         return None
-    if variant == "dsbs":
-        if any(ex.rationale is None for ex in examples):
-            raise ValueError("distill.variants: 'dsbs' needs the data's LLM rationales, which this data lacks")
-        return {ex.id: ex.rationale for ex in examples}
-    if variant == "oracle":
-        if any(not ex.decisive for ex in examples):
-            raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
-        return {ex.id: ", ".join(words(ex.input)[i] for i in ex.decisive) for ex in examples}
-    if variant == "human":
-        if any(ex.human is None for ex in examples):
-            raise ValueError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files), "
-                             "which this data lacks")
-        return {ex.id: ", ".join(words(ex.input)[i] for i in ex.human) for ex in examples}
-    method, k = split_variant(variant)
-    rows = read_jsonl(run / "attributions" / f"{method}.jsonl")
-    return {r["id"]: rationale_at(r, k, cfg.attribution) if k else r["rationale"] for r in rows}
+    if v.rationale not in METHODS:
+        return given_rationales(v.rationale, examples, cfg.data.seed)
+    rows = read_jsonl(run / "attributions" / f"{v.rationale}.jsonl")
+    return {r["id"]: rationale_at(r, v.k, cfg.attribution) if v.k else r["rationale"] for r in rows}
+
+
+def check_shared_vocabulary(run: Path, cfg: RunConfig) -> None:
+    """kd compares the two models' distributions token by token: refuse a pair with two vocabularies."""
+    from attrdistill.kd import check_vocabularies
+    from transformers import AutoConfig
+    student_tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
+    student = (AutoConfig.from_pretrained(cfg.student.model).vocab_size if pretrained(cfg.student) and cfg.student.model
+               and not cfg.student.gguf_file else len(student_tok))
+    check_vocabularies(AutoConfig.from_pretrained(run / "teacher" / "model").vocab_size, student)
+
+
+def stage_teacher_signals(run: Path, cfg: RunConfig) -> dict[str, Any]:
+    """What the kd and seqkd students read from the teacher, computed once per train set and stored:
+    sparse top-K logits of the gold label's tokens (kd), the teacher's greedy outputs (seqkd)."""
+    variants = [parse_variant(v) for v in student_variants(cfg)]
+    examples = load_split(run, "student_train")
+    sources = [cfg.data.predict_prefix + ex.input for ex in examples]
+    found: dict[str, Any] = {}
+    if any(v.needs_teacher_logits for v in variants):
+        check_shared_vocabulary(run, cfg)
+        out = run / "teacher_logits"
+
+        def logits_work() -> dict:
+            from attrdistill.kd import teacher_logits
+            model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
+            rows = teacher_logits(model, tok, [ex.id for ex in examples], sources, [ex.label for ex in examples],
+                                  cfg.distill.kd_top_k, cfg.distill.kd_temperature, cfg.teacher.max_input_length,
+                                  cfg.teacher.max_target_length, cfg.attribution.batch_size,
+                                  cfg.attribution.shard_size, cache=run / "kd_cache", model_key=fp_teacher(cfg))
+            write_jsonl(out / "student_train.jsonl", rows)
+            return {"n": len(rows), "top_k": cfg.distill.kd_top_k}
+        run_unit(out, fp_teacher_logits(cfg), "teacher logits", logits_work)
+        found["kd"] = {r["id"]: r for r in read_jsonl(out / "student_train.jsonl")}
+    if any(v.needs_teacher_outputs for v in variants):
+        out = run / "teacher_outputs"
+
+        def outputs_work() -> dict:
+            model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
+            preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.teacher.max_target_length,
+                            cfg.teacher.max_input_length)
+            correct = matcher(cfg.data.source)
+            write_jsonl(out / "student_train.jsonl", [{"id": ex.id, "prediction": p} for ex, p in zip(examples, preds)])
+            return {"n": len(preds), "teacher_accuracy": accuracy(preds, [ex.label for ex in examples], correct,
+                                                                  [ex.choices for ex in examples])}
+        run_unit(out, fp_teacher_outputs(cfg), "teacher outputs", outputs_work)
+        found["seqkd"] = {r["id"]: r["prediction"] for r in read_jsonl(out / "student_train.jsonl")}
+    return found
 
 
 def stage_distill(run: Path, cfg: RunConfig) -> dict:
     """Train one student per (variant, seed) on student_train."""
     require(run / "data", "the data stage", "run", fp_data(cfg))
-    if any(split_variant(v)[0] in METHODS for v in student_variants(cfg)):
+    if any(parse_variant(v).rationale in METHODS or parse_variant(v).match for v in student_variants(cfg)):
         require(run / "attributions", "the teacher's rationales", "attribute", fp_attribution(cfg))
     examples, valid = load_split(run, "student_train"), _rows(load_split(run, "valid"), cfg)
+    teacher = stage_teacher_signals(run, cfg)
+    d = cfg.distill
+    settings = KDSettings(d.kd_alpha, d.kd_temperature, d.kd_divergence, d.kd_beta)
     records = {}
     for variant in student_variants(cfg):
-        rationales = rationales_for(run, cfg, variant, examples)
+        v = parse_variant(variant)
+        rows = _rows(examples, cfg, rationales_for(run, cfg, variant, examples),
+                     targets=teacher["seqkd"] if v.needs_teacher_outputs else None,
+                     kd=teacher["kd"] if v.needs_teacher_logits else None,
+                     match={r["id"]: r["scores"] for r in read_jsonl(run / "attributions" / f"{v.match}.jsonl")}
+                     if v.match else None)
         for seed in cfg.distill.seeds:
             out = student_dir(run, variant, seed)
 
-            def work(out: Path = out, seed: int = seed, rationales: dict | None = rationales) -> dict:
+            def work(out: Path = out, seed: int = seed, rows: list[dict] = rows, v: Variant = v,
+                     variant: str = variant) -> dict:
                 tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
                 model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed)
-                return train(model, tok, _rows(examples, cfg, rationales), valid, cfg.student, out,
+                return train(model, tok, rows, valid, cfg.student, out,
                              rationale_weight=cfg.distill.rationale_weight, seed=seed,
-                             correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}")
+                             correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}",
+                             kd=settings if v.needs_teacher_logits else None, match_weight=cfg.distill.match_weight)
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
                                                         f"distill {variant} seed {seed}", work, everyone=True)
     return {"seconds": sum(r["seconds"] for r in records.values())}

@@ -4,7 +4,10 @@
 
 A train row is {"source", "target"} and, for two-task students, {"explain_source", "rationale"}.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
-plain label loss (standard fine-tuning, and the teacher). Validation accuracy by greedy decoding
+plain label loss (standard fine-tuning, and the teacher). Rows with a "kd" entry (the teacher's
+sparse logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
+`kd.kd_loss`; rows with a "match" entry (the teacher's word scores) add mu * the divergence of the
+student's own saliency from them (`matching.py`). Validation accuracy by greedy decoding
 picks the best checkpoint; an interrupted run resumes from its last checkpoint.
 
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
@@ -24,27 +27,42 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 from attrdistill.config import ModelConfig
 from attrdistill.distributed import launched
 from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
+from attrdistill.kd import Divergence, kd_loss, pad_sparse
+from attrdistill.matching import match_divergence, pad_targets, student_saliency, token_targets
 from attrdistill.store import crash_point
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class KDSettings:
+    """How a kd student mixes the label's cross-entropy with the divergence to the teacher (see `kd`)."""
+
+    alpha: float = 0.5
+    temperature: float = 2.0
+    divergence: Divergence = "forward_kl"
+    beta: float = 0.5
+
+
 class TwoTaskTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch)."""
+    """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch), and with `kd`
+    distils the label tokens from the teacher's sparse logits carried by the batch."""
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
 
     def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
-                 **kwargs: Any) -> None:
+                 kd: KDSettings | None = None, match_weight: float = 1.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
         self.greedy_valid = greedy_valid
+        self.kd = kd
+        self.match_weight = match_weight
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -65,8 +83,19 @@ class TwoTaskTrainer(Seq2SeqTrainer):
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
-        outputs = model(**inputs)
+        sparse = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
+        match = inputs.pop("match_targets", None)
+        if match is not None:   # one forward for the label loss and the student's saliency
+            outputs, saliency = student_saliency(model, inputs)
+        else:
+            outputs = model(**inputs)
         loss = outputs.loss
+        if sparse and self.kd is not None:
+            k = self.kd
+            loss = kd_loss(model, outputs.logits, loss, sparse, inputs["labels"], k.alpha, k.temperature,
+                           k.divergence, k.beta)
+        if match is not None:
+            loss = loss + self.match_weight * match_divergence(saliency, match)
         if explain:
             loss = loss + self.rationale_weight * model(**explain).loss
         return (loss, outputs) if return_outputs else loss
@@ -121,7 +150,25 @@ def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig, causa
                          cfg.max_input_length, cfg.max_target_length, causal=causal)
         for f, e in zip(feats, explain):
             f["explain_input_ids"], f["explain_labels"] = e["input_ids"], e["labels"]
+    if rows and "kd" in rows[0]:
+        for f, r in zip(feats, rows):
+            f["kd_ids"], f["kd_logits"], f["kd_log_norm"] = r["kd"]["ids"], r["kd"]["logits"], r["kd"]["log_norm"]
+    if rows and "match" in rows[0]:
+        targets = token_targets(tokenizer, [r["source"] for r in rows], [r["match"]["input"] for r in rows],
+                                [r["match"]["scores"] for r in rows], rows[0]["match"]["prefix"], cfg.max_input_length)
+        for f, t in zip(feats, targets):
+            f["match_targets"] = t
     return feats
+
+
+def collate_train(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """`features.collate`, plus the teacher's sparse logits (kd rows) padded to the batch's target length."""
+    batch = collate(features, pad_id)
+    if "kd_ids" in features[0]:
+        batch.update(pad_sparse(features, max(len(f["kd_ids"]) for f in features)))
+    if "match_targets" in features[0]:
+        batch["match_targets"] = pad_targets(features, batch["input_ids"].shape[1])
+    return batch
 
 
 def _checkpoints(folder: Path) -> list[Path]:
@@ -144,7 +191,8 @@ def last_checkpoint(folder: Path) -> Path | None:
 
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
-          correct: Matcher = exact_match, label: str = "train") -> dict[str, Any]:
+          correct: Matcher = exact_match, label: str = "train", kd: KDSettings | None = None,
+          match_weight: float = 1.0) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
 
     A NaN or infinite loss stops training with a RuntimeError; the checkpoints saved before it stay in
@@ -184,9 +232,10 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         # Validation is of the label task alone (what `greedy` and predict_with_generate judge).
         eval_dataset=features(tokenizer, [{"source": r["source"], "target": r["target"]} for r in valid_rows], cfg,
                               causal),
-        data_collator=lambda f: collate(f, tokenizer.pad_token_id), compute_metrics=generated_accuracy,
-        processing_class=tokenizer, rationale_weight=rationale_weight, callbacks=[guard, CrashPoints(label)],
-        greedy_valid=greedy)
+        data_collator=lambda f: collate_train(f, tokenizer.pad_token_id), compute_metrics=generated_accuracy,
+        processing_class=tokenizer, rationale_weight=rationale_weight, kd=kd, match_weight=match_weight,
+        greedy_valid=greedy,
+        callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:
         log.info("resuming %s from %s", label, last.name)

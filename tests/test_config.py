@@ -55,7 +55,7 @@ def test_yaml_and_overrides(tmp_path):
     ("attribution.k=two", "attribution.k: expected int"),
     ("distill.rationale_weight=-0.5", "distill.rationale_weight: expected a value >= 0"),
     ("teacher.train.learning_rate=0", "teacher.train.learning_rate: expected a value > 0"),
-    ("distill.variants=[standard, magic]", "unknown variant 'magic'"),
+    ("distill.variants=[standard, magic]", "variant 'magic': unknown part 'magic'"),
     ("attribution.aggregation=median", "attribution.aggregation: expected one of sum, max, mean"),
     ("teacher.gradient_checkpointing=3", "expected bool"),
     ("teacher=3", "teacher: expected a mapping"),

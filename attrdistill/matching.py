@@ -1,0 +1,80 @@
+"""Attribution matching: the student's own saliency over its input is pulled toward the teacher's word scores.
+
+    targets = token_targets(tok, sources, inputs, word_scores, "predict: ", 128)   # teacher, per input token
+    outputs, saliency = student_saliency(student, batch)                           # one forward, one backward
+    loss = outputs.loss + mu * match_divergence(saliency, batch_targets)           # CE + mu KL(teacher || student)
+
+As in attribution-driven distillation (AD-KD, Wu et al. 2023), the student explains its own label
+the way the paper's saliency does -- g_i = d[(1/m) sum_j o_j] / d e_i, s_i = |g_i|_1 over the input
+tokens -- and s, normalised to a distribution over the input tokens, is compared with the teacher's
+word scores spread over the same tokens: KL(p_teacher || q_student). The gradient of a gradient
+needs a second backward through the model (create_graph=True): about three times a plain step
+(`python bench/kd_step.py --match`). Rows with no teacher mass (no scored word) add nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from attrdistill.features import is_causal
+from attrdistill.words import token_to_word, word_spans
+
+EPS = 1e-8
+
+
+def token_targets(tokenizer: Any, sources: Sequence[str], inputs: Sequence[str], word_scores: Sequence[Sequence[float]],
+                  prefix: str, max_input_length: int) -> list[list[float]]:
+    """Per row, the teacher's distribution over the input tokens of the student's encoding of `sources`.
+
+    A word's non-negative score is shared equally by its tokens; prefix and special tokens get 0.
+    """
+    enc = tokenizer(list(sources), truncation=True, max_length=max_input_length, return_offsets_mapping=True)
+    out = []
+    for offsets, text, scores in zip(enc["offset_mapping"], inputs, word_scores):
+        owner = token_to_word([tuple(o) for o in offsets], word_spans(text), shift=len(prefix))
+        counts: dict[int, int] = {}
+        for w in owner:
+            counts[w] = counts.get(w, 0) + 1
+        mass = [max(0.0, float(scores[w])) / counts[w] if w >= 0 else 0.0 for w in owner]
+        total = sum(mass)
+        out.append([m / total for m in mass] if total > 0 else mass)
+    return out
+
+
+def student_saliency(model: Any, batch: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+    """(the model's outputs with the label loss, (batch, input_len) L1 saliency of the student, differentiable
+    w.r.t. the weights). Seq2seq students: one forward gives the loss and the gold logits saliency explains."""
+    if is_causal(model):
+        raise ValueError("distill.variants: match is implemented for encoder-decoder students only")
+    embeds = model.get_input_embeddings()(batch["input_ids"])
+    # SDPA's fused CPU kernels have no double backward; its math kernel is made of ops that do.
+    with sdpa_kernel([SDPBackend.MATH]):
+        out = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
+    labels = batch["labels"]
+    keep = labels != -100
+    gold = out.logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+    mean_gold = gold.sum(-1) / keep.sum(-1).clamp(min=1)
+    (grad,) = torch.autograd.grad(mean_gold.sum(), embeds, create_graph=True)
+    return out, grad.abs().sum(-1) * batch["attention_mask"]
+
+
+def match_divergence(saliency: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean over rows with teacher mass of KL(p_teacher || q_student), q = the student's saliency normalised."""
+    targets = targets[:, :saliency.shape[1]].to(saliency.dtype)
+    q = saliency / saliency.sum(-1, keepdim=True).clamp(min=EPS)
+    has_mass = targets.sum(-1) > 0
+    kl = torch.where(targets > 0, targets * (targets.clamp(min=EPS).log() - q.clamp(min=EPS).log()),
+                     torch.zeros_like(q)).sum(-1)
+    return (kl * has_mass).sum() / has_mass.sum().clamp(min=1)
+
+
+def pad_targets(features: list[dict[str, Any]], width: int) -> torch.Tensor:
+    """(batch, width) right-padded `match_targets` of the features."""
+    out = torch.zeros(len(features), width)
+    for r, f in enumerate(features):
+        t = f["match_targets"][:width]
+        out[r, :len(t)] = torch.tensor(t)
+    return out

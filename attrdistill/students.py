@@ -1,0 +1,150 @@
+"""Student variants: what a student learns from, as one registry of rationale sources and one of objectives.
+
+    parse_variant("kd+saliency@k3")   # Variant(objective="kd", rationale="saliency", k=3)
+    parse_variant("standard")         # Variant(objective="label", rationale=None, k=None)
+
+A variant names at most one objective and at most one rationale source, joined by '+':
+
+- objective (OBJECTIVES): `label` (implicit: cross-entropy on the gold label), `kd` (the label's
+  cross-entropy mixed with a divergence to the teacher's token distributions, see `kd.py`) or
+  `seqkd` (the gold label replaced by the teacher's greedy output: sequence-level KD, Kim & Rush 2016).
+- rationale source (RATIONALES, or any attribution method's name, optionally '@k<k>'): the words the
+  student learns to generate beside the label (`explain:` task, or the single-sequence target).
+- `match:<method>`: attribution matching, the student's own saliency pulled toward the teacher's word
+  scores by that method (`matching.py`); combines with the others.
+
+A new objective or source is one entry here (plus what it computes, in its own module); config
+validation, the docs of `distill.variants` and the pipeline read these tables.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+# name -> what the student is trained to output for the label
+OBJECTIVES: dict[str, str] = {
+    "label": "cross-entropy on the gold label (implicit: a variant without an objective uses it)",
+    "kd": "(1 - distill.kd_alpha) CE + kd_alpha T^2 D(p_teacher^T || p_student^T) on the label tokens, from the "
+          "teacher's cached top-K logits (same vocabulary needed)",
+    "seqkd": "cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
+    "match:<method>": "adds distill.match_weight * KL(teacher's word scores by <method> || the student's own "
+                      "saliency) to the label loss (attribution matching, a double backward)",
+}
+# name -> its doc; attribution methods (top-k words of the teacher) are rationale sources too.
+RATIONALES: dict[str, str] = {
+    "oracle": "the task's true decisive words, in label order (builtin task, or data with highlights)",
+    "oracle_shuffled": "the same words in a seeded random order per example (a control: word choice without order)",
+    "dsbs": "the data's LLM (PaLM) rationales: Distilling Step-by-Step",
+    "human": "the data's human highlights: CoS-E spans on cqa, e-SNLI marks",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    objective: str = "label"
+    rationale: str | None = None   # a RATIONALES key or an attribution method
+    k: int | None = None           # '@k<k>': another rationale length than attribution.k
+    match: str | None = None       # 'match:<method>': the teacher's word scores the student's saliency matches
+
+    @property
+    def needs_teacher_logits(self) -> bool:
+        return self.objective == "kd"
+
+    @property
+    def needs_teacher_outputs(self) -> bool:
+        return self.objective == "seqkd"
+
+
+def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
+    """'kd+saliency@k3' -> Variant('kd', 'saliency', 3); ValueError naming the part that is not known."""
+    if methods is None:
+        from attrdistill.config import METHODS as methods   # noqa: N811 (config imports this module lazily)
+    if name == "standard":
+        return Variant()
+    objective, rationale, k, match = "label", None, None, None
+    for part in name.split("+"):
+        if part.startswith("match:"):
+            if part.removeprefix("match:") not in methods or match is not None:
+                raise ValueError(f"variant {name!r}: '{part}' should be one match:<method> with an attribution "
+                                 f"method ({', '.join(methods)})")
+            match = part.removeprefix("match:")
+            continue
+        if part in OBJECTIVES and part != "label":
+            if objective != "label":
+                raise ValueError(f"variant {name!r}: two objectives ({objective}, {part}); a variant has one")
+            objective = part
+            continue
+        base, at, tail = part.partition("@k")
+        if at and not (tail.isdigit() and int(tail) > 0 and base in methods):
+            raise ValueError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
+        if base not in RATIONALES and base not in methods:
+            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], *RATIONALES, *methods])
+            raise ValueError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
+        if rationale is not None:
+            raise ValueError(f"variant {name!r}: two rationale sources ({rationale}, {base}); a variant has one")
+        rationale, k = base, int(tail) if at else None
+    return Variant(objective, rationale, k, match)
+
+
+def _decisive(ex: Any) -> list[int]:
+    if not ex.decisive:
+        raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
+    return list(ex.decisive)
+
+
+def _shuffled(ex: Any, seed: int) -> list[int]:
+    order = _decisive(ex)
+    random.Random(f"{seed}:{ex.id}").shuffle(order)   # per example, so independent of data order
+    return order
+
+
+def _indices_text(ex: Any, indices: list[int]) -> str:
+    from attrdistill.words import words   # torch-free import of this module: config reads the registries
+    return ", ".join(words(ex.input)[i] for i in indices)
+
+
+def _human(ex: Any) -> str:
+    if ex.human is None:
+        raise ValueError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files), "
+                         "which this data lacks")
+    return _indices_text(ex, list(ex.human))
+
+
+def _dsbs(ex: Any) -> str:
+    if ex.rationale is None:
+        raise ValueError("distill.variants: 'dsbs' needs the data's LLM rationales, which this data lacks")
+    return ex.rationale
+
+
+# The data-given sources: example (and data seed) -> rationale text.
+GIVEN: dict[str, Callable[[Any, int], str]] = {
+    "oracle": lambda ex, seed: _indices_text(ex, _decisive(ex)),
+    "oracle_shuffled": lambda ex, seed: _indices_text(ex, _shuffled(ex, seed)),
+    "dsbs": lambda ex, seed: _dsbs(ex),
+    "human": lambda ex, seed: _human(ex),
+}
+
+
+def given_rationales(source: str, examples: list[Any], seed: int) -> dict[str, str]:
+    """id -> rationale text of a data-given source (oracle, oracle_shuffled, dsbs, human)."""
+    return {ex.id: GIVEN[source](ex, seed) for ex in examples}
+
+
+def check_available(variant: str, examples: list[Any]) -> None:
+    """ValueError before any work when the data lacks what a variant's rationale source reads."""
+    source = parse_variant(variant).rationale
+    if source in GIVEN:
+        for ex in examples:
+            GIVEN[source](ex, 0)
+
+
+def variants_doc() -> str:
+    """The doc of `distill.variants`, from the two registries."""
+    objectives = "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items() if k != "label")
+    sources = "; ".join(f"{k}: {v}" for k, v in RATIONALES.items())
+    return ("Students to train. 'standard' = label only. A variant is an optional objective and an optional "
+            "rationale source joined by '+', e.g. kd, saliency, kd+saliency, saliency@k3. Objectives: "
+            f"{objectives}. Rationale sources: any attribution method's name (the teacher's top-k words by it, e.g. "
+            f"saliency, the paper's), random (k random input words); {sources}.")

@@ -1,0 +1,97 @@
+"""Attribution matching: the teacher's token distribution, the student's saliency, and the loss's gradient
+(a double backward) against finite differences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attrdistill.attribution.gradients import saliency
+from attrdistill.config import ModelConfig
+from attrdistill.matching import match_divergence, student_saliency, token_targets
+from attrdistill.training import collate_train, features
+from attrdistill.words import words
+from tests.conftest import tiny_t5
+
+PREFIX = "predict: "
+
+
+def _batch(tok, examples, scores):
+    rows = [{"source": PREFIX + ex.input, "target": ex.label,
+             "match": {"input": ex.input, "prefix": PREFIX, "scores": sc}} for ex, sc in zip(examples, scores)]
+    return collate_train(features(tok, rows, ModelConfig()), tok.pad_token_id)
+
+
+def test_token_targets_spread_each_words_score_over_its_tokens(word_tok, examples):
+    ex = examples[0]
+    n = len(words(ex.input))
+    scores = [float(i % 3) - 0.5 for i in range(n)]   # negative scores count as 0
+    (t,) = token_targets(word_tok, [PREFIX + ex.input], [ex.input], [scores], PREFIX, 128)
+    assert sum(t) == pytest.approx(1.0)
+    positive = [max(0.0, s) for s in scores]
+    # The word-level tokenizer: one token per word, after the prefix's tokens, then </s>.
+    n_prefix = len(t) - n - 1
+    assert t[:n_prefix] == [0.0] * n_prefix and t[-1] == 0.0
+    assert t[n_prefix:-1] == pytest.approx([p / sum(positive) for p in positive])
+
+
+def test_match_divergence_is_the_kl_from_the_teachers_distribution():
+    s = torch.tensor([[1.0, 3.0, 0.0, 4.0], [2.0, 2.0, 2.0, 2.0]])
+    p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])   # the second row has no teacher mass
+    q = s[0] / s[0].sum()
+    want = 0.5 * (torch.log(torch.tensor(0.5)) - q[0].log()) + 0.5 * (torch.log(torch.tensor(0.5)) - q[1].log())
+    torch.testing.assert_close(match_divergence(s, p), want)
+
+
+def test_student_saliency_is_the_papers_saliency_of_the_student(word_tok, examples):
+    model = tiny_t5(len(word_tok), seed=3)
+    batch = _batch(word_tok, examples[:4], [[1.0] * len(words(ex.input)) for ex in examples[:4]])
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    out, sal = student_saliency(model, inputs)
+    torch.testing.assert_close(sal.detach(), saliency(model, inputs), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out.loss, model(**inputs).loss)
+
+
+def _rms_norm_in_its_own_dtype(self, hidden_states):
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+
+def test_the_match_loss_gradient_agrees_with_finite_differences(word_tok, examples, monkeypatch):
+    """d/dθ KL(p || q(θ)) through the student's saliency needs the second backward. In float64 with central
+    differences, h = 1e-5: truncation ~h^2 and rounding ~1e-16/h, both far below the bound. T5's RMS norm
+    computes its variance in float32 whatever the dtype (1e-7 noise: a 1e-2 error at this h), so here
+    it keeps float64."""
+    from transformers.models.t5.modeling_t5 import T5LayerNorm
+    monkeypatch.setattr(T5LayerNorm, "forward", _rms_norm_in_its_own_dtype)
+    model = tiny_t5(len(word_tok), seed=4).double()
+    exs = examples[:3]
+    batch = _batch(word_tok, exs, [[float(i % 4) for i in range(len(words(ex.input)))] for ex in exs])
+    targets = batch.pop("match_targets").double()
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+
+    def loss() -> torch.Tensor:
+        _, sal = student_saliency(model, inputs)
+        return match_divergence(sal, targets)
+
+    params = {"encoder.block.0.layer.1.DenseReluDense.wi_0.weight": (3, 5), "shared.weight": (7, 2),
+              "decoder.block.1.layer.0.SelfAttention.q.weight": (1, 1),
+              "encoder.block.1.layer.0.SelfAttention.k.weight": (2, 3)}
+    named = dict(model.named_parameters())
+    model.zero_grad()
+    loss().backward()
+    for name, idx in params.items():
+        w = named[name]
+        analytic = float(w.grad[idx])
+        h = 1e-5
+        with torch.no_grad():
+            w[idx] += h
+        up = loss().item()
+        with torch.no_grad():
+            w[idx] -= 2 * h
+        down = loss().item()
+        with torch.no_grad():
+            w[idx] += h
+        numeric = (up - down) / (2 * h)
+        assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
