@@ -1,0 +1,64 @@
+"""Benchmark: the cost of a kd student step against a standard one, same batch, in one run.
+
+    python bench/kd_step.py [--batch 32] [--steps 60] [--top-k 16]
+
+The built-in task's default student (d_model 64) and its word-level tokenizer; the teacher's sparse
+logits are computed once beforehand (as the pipeline caches them), so a step reads them from the
+batch. Forward, loss, backward and an AdamW step; the two kinds of step alternate so that machine
+noise hits both alike. Prints ms per step of each and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from attrdistill.config import RunConfig
+from attrdistill.data.synthetic import generate
+from attrdistill.kd import teacher_logits
+from attrdistill.models import build_word_tokenizer, load_model
+from attrdistill.training import KDSettings, TwoTaskTrainer, collate_train, features
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--top-k", type=int, default=16)
+    args = ap.parse_args()
+    cfg = RunConfig()
+    examples = generate(args.batch, seed=1)
+    tok = build_word_tokenizer([t for ex in generate(2000, seed=0) for t in (ex.input, ex.label)] + ["predict: x"])
+    teacher, student = load_model(cfg.teacher, tok, seed=0).eval(), load_model(cfg.student, tok, seed=1)
+    sources, targets = [cfg.data.predict_prefix + ex.input for ex in examples], [ex.label for ex in examples]
+    kd = teacher_logits(teacher, tok, [ex.id for ex in examples], sources, targets, args.top_k,
+                        cfg.distill.kd_temperature, 128, 32)
+    rows = [{"source": s, "target": t} for s, t in zip(sources, targets)]
+    batches = {"standard": collate_train(features(tok, rows, cfg.student), tok.pad_token_id),
+               "kd": collate_train(features(tok, [{**r, "kd": k} for r, k in zip(rows, kd)], cfg.student),
+                                   tok.pad_token_id)}
+    from transformers import Seq2SeqTrainingArguments
+    trainer = TwoTaskTrainer(model=student, args=Seq2SeqTrainingArguments("/tmp/kd-step-bench", report_to=[]),
+                             kd=KDSettings())
+    opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
+    student.train()
+    times: dict[str, list[float]] = {"standard": [], "kd": []}
+    for step in range(args.steps + 5):
+        for name, batch in batches.items():
+            t0 = time.perf_counter()
+            trainer.compute_loss(student, dict(batch)).backward()
+            opt.step()
+            opt.zero_grad()
+            if step >= 5:   # warm-up steps are not timed
+                times[name].append(time.perf_counter() - t0)
+    med = {k: 1000 * statistics.median(v) for k, v in times.items()}
+    print(f"batch {args.batch}, top-K {args.top_k}, {args.steps} steps each, {torch.get_num_threads()} threads")
+    print(f"standard step {med['standard']:.1f} ms, kd step {med['kd']:.1f} ms (medians), "
+          f"ratio {med['kd'] / med['standard']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
