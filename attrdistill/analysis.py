@@ -235,6 +235,15 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
+def word_f1(generated: str, taught: str) -> float:
+    """F1 of the two texts' sets of (lower-cased, non-punctuation) words; 1.0 when both are empty."""
+    a, b = ({w.lower() for w in words(t) if not is_punctuation(w)} for t in (generated, taught))
+    if not a and not b:
+        return 1.0
+    common = len(a & b)
+    return _f1(common / len(a), common / len(b)) if common else 0.0
+
+
 def teacher_gap(metrics: dict[str, Any]) -> dict[str, float]:
     """{variant: teacher accuracy - the variant's mean student accuracy} from a metrics.json dict."""
     teacher = metrics["teacher"]["accuracy"]

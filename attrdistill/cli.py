@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "run":
             cfg = load_config(args.config, args.overrides)
             run_dir = args.out or Path("runs") / cfg.name
+            if run_dir.exists() and not run_dir.is_dir():
+                raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
             if args.force and run_dir.exists() and is_main():
                 shutil.rmtree(run_dir)
             barrier()

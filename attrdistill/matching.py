@@ -9,7 +9,7 @@ the way the paper's saliency does -- g_i = d[(1/m) sum_j o_j] / d e_i, s_i = |g_
 tokens -- and s, normalised to a distribution over the input tokens, is compared with the teacher's
 word scores spread over the same tokens: KL(p_teacher || q_student). The gradient of a gradient
 needs a second backward through the model (create_graph=True): about three times a plain step
-(`python bench/kd_step.py --match`). Rows with no teacher mass (no scored word) add nothing.
+(`python bench/kd_step.py`). Rows with no teacher mass (no scored word) add nothing.
 """
 
 from __future__ import annotations

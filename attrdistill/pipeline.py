@@ -156,8 +156,15 @@ def fp_method(cfg: RunConfig, method: str, k: int | None = None) -> str:
     return fingerprint("method", fp_teacher(cfg), method, selection, cfg.data.seed if method == "random" else None)
 
 
+def student_methods(cfg: RunConfig) -> list[str]:
+    """The attribution methods whose rationales some student learns: the test split is attributed with them too,
+    so that evaluation can say how well each student reproduces the rationale it was taught."""
+    return list(dict.fromkeys(m for v in student_variants(cfg) if (m := parse_variant(v).rationale) in METHODS))
+
+
 def fp_attribution(cfg: RunConfig) -> str:
-    return fingerprint("attribution", [fp_method(cfg, m) for m in attribution_methods(cfg)])
+    return fingerprint("attribution", [fp_method(cfg, m) for m in attribution_methods(cfg)],
+                       "test", [fp_method(cfg, m) for m in student_methods(cfg)])
 
 
 def fp_teacher_logits(cfg: RunConfig) -> str:
@@ -183,8 +190,11 @@ def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
     return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how, *teacher)
 
 
-def fp_predictions(cfg: RunConfig, model_fp: str) -> str:
-    return fingerprint("eval", model_fp, to_dict(cfg.eval))
+def fp_predictions(cfg: RunConfig, model_fp: str, variant: str | None = None) -> str:
+    """The test predictions of a model (the teacher, or a student `variant`): a student with a rationale is also
+    scored on the rationales it generates, so its evaluation is another unit."""
+    fp = fingerprint("eval", model_fp, to_dict(cfg.eval))
+    return fingerprint(fp, "f1") if variant is not None and parse_variant(variant).rationale else fp
 
 
 def student_dir(run: Path, variant: str, seed: int) -> Path:
@@ -263,7 +273,7 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
     methods = attribution_methods(cfg)
     model = tok = None
 
-    def rows_of(method: str) -> list[dict]:
+    def rows_of(method: str, examples: list[Example]) -> list[dict]:
         nonlocal model, tok
         if model is None and method != "random":
             model, tok = load_trained(run / "teacher" / "model", cfg.teacher.dtype)
@@ -275,22 +285,29 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
     def work() -> dict:
         result: dict[str, Any] = {}
         for method in methods:
-            rows = rows_of(method)   # each process scores its shards; the main process gets every row
+            rows = rows_of(method, examples)   # each process scores its shards; the main process gets every row
             if is_main():
                 write_jsonl(out / f"{method}.jsonl", rows)
                 result[method] = {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
+        test = load_split(run, "test")
+        for method in student_methods(cfg):
+            rows = rows_of(method, test)
+            if is_main():
+                write_jsonl(out / f"{method}.test.jsonl", rows)
         return result
     return run_unit(out, fp_attribution(cfg), "attribute", work, everyone=True)
 
 
-def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example]) -> dict[str, str] | None:
-    """id -> rationale text of a student variant; None for a student without rationales."""
+def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example],
+                   split: str = "student_train") -> dict[str, str] | None:
+    """id -> rationale text of a student variant on `split` (student_train, or test); None without rationales."""
     v = parse_variant(variant)
     if v.rationale is None:
         return None
     if v.rationale not in METHODS:
         return given_rationales(v.rationale, examples, cfg.data.seed)
-    rows = read_jsonl(run / "attributions" / f"{v.rationale}.jsonl")
+    rows = read_jsonl(run / "attributions" / (f"{v.rationale}.jsonl" if split == "student_train"
+                                              else f"{v.rationale}.{split}.jsonl"))
     return {r["id"]: rationale_at(r, v.k, cfg.attribution) if v.k else r["rationale"] for r in rows}
 
 
@@ -375,6 +392,15 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
     return {"seconds": sum(r["seconds"] for r in records.values())}
 
 
+def taught_on_test(run: Path, cfg: RunConfig, variant: str, test: list[Example]) -> dict[str, str] | None:
+    """The rationales a student would have been taught for the test inputs; None (logged) where they cannot be had."""
+    try:
+        return rationales_for(run, cfg, variant, test, split="test")
+    except ValueError as e:   # e.g. the test split has no LLM rationales
+        log.info("%s: no rationale F1 on test (%s)", variant, e)
+        return None
+
+
 def _models(cfg: RunConfig) -> dict[str, tuple[Path, str]]:
     """name -> (folder relative to the run, fingerprint) of every trained model: the teacher, then
     '<variant>-seed<n>'."""
@@ -394,18 +420,34 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
         model_dir = run / folder
         require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
+        variant = name.rsplit("-seed", 1)[0] if name != "teacher" else None
+        taught = taught_on_test(run, cfg, variant, test) if variant else None
 
-        def work(model_dir: Path = model_dir) -> dict:
+        def work(model_dir: Path = model_dir, taught: dict[str, str] | None = taught) -> dict:
             role = cfg.teacher if model_dir.name == "teacher" else cfg.student
             model, tok = load_trained(model_dir / "model", role.dtype)
             preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
             correct = matcher(cfg.data.source)
             write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
                                               "correct": correct(p, ex.label, ex.choices)} for ex, p in zip(test, preds)])
-            return {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
-                    "n": len(test)}
-        seconds += run_unit(out, fp_predictions(cfg, model_fp), f"evaluate {name}", work)["seconds"]
+            result = {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
+                      "n": len(test)}
+            if taught is not None:   # how well the student reproduces the rationale it was taught
+                result["rationale_f1"] = _rationale_f1(model, tok, cfg, test, preds, taught)
+            return result
+        seconds += run_unit(out, fp_predictions(cfg, model_fp, variant), f"evaluate {name}", work)["seconds"]
     return {"seconds": seconds}
+
+
+def _rationale_f1(model: Any, tok: Any, cfg: RunConfig, test: list[Example], preds: list[str],
+                  taught: dict[str, str]) -> float:
+    """Mean word F1 of the student's generated rationales on test against those it would have been taught."""
+    if cfg.distill.format == "single":
+        generated = [p.rsplit(ANSWER_MARK, 1)[0] for p in preds]
+    else:
+        generated = predict(model, tok, [cfg.data.explain_prefix + ex.input for ex in test], cfg.eval.batch_size,
+                            cfg.eval.max_new_tokens, cfg.student.max_input_length)
+    return statistics.fmean(analysis.word_f1(g, taught[ex.id]) for g, ex in zip(generated, test))
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -413,7 +455,9 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def fp_analyze(cfg: RunConfig) -> str:
-    return fingerprint("analyze", fp_attribution(cfg), [fp_predictions(cfg, fp) for _, fp in _models(cfg).values()],
+    return fingerprint("analyze", fp_attribution(cfg), [fp_predictions(cfg, fp, name.rsplit("-seed", 1)[0] if
+                                                                       name != "teacher" else None)
+                                                        for name, (_, fp) in _models(cfg).items()],
                        to_dict(cfg.analysis), cfg.data.predict_prefix)
 
 
@@ -443,7 +487,7 @@ def stage_analyze(run: Path, cfg: RunConfig) -> dict:
         for v in cfg.distill.variants:
             path = run / "predictions" / f"{v}-seed{seed}"
             require(path, f"the test predictions of {v} (seed {seed})", "evaluate",
-                    fp_predictions(cfg, fp_student(cfg, v, seed)))
+                    fp_predictions(cfg, fp_student(cfg, v, seed), v))
             preds[v] = read_jsonl(path / "test.jsonl")
         result["prediction_overlap"] = [{"a": a, "b": b, **analysis.prediction_overlap(preds[a], preds[b])}
                                         for a in preds for b in preds if a != b]
@@ -459,6 +503,10 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
         per_seed = {seed: done_record(run / "predictions" / f"{variant}-seed{seed}")["result"]["accuracy"]
                     for seed in cfg.distill.seeds}
         students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+        f1 = [r.get("rationale_f1") for s in cfg.distill.seeds
+              if (r := done_record(run / "predictions" / f"{variant}-seed{s}")["result"])]
+        if f1 and all(x is not None for x in f1):
+            students[variant]["rationale_f1"] = statistics.fmean(f1)
     attr = done_record(run / "attributions")["result"]
     analyzed = require(run / "analyses", "the analyses", "analyze", fp_analyze(cfg))
     timing = {"data_s": done_record(run / "data")["seconds"],

@@ -131,15 +131,18 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     students, seeds = m["students"], [str(s) for s in cfg.distill.seeds]
     base = students.get("standard", {}).get("accuracy")
     paper_base = paper_accuracy(cfg.paper, "standard")
-    header = ["model", "accuracy", "std", "seeds", "per seed", "vs standard"]
+    f1 = any(s.get("rationale_f1") is not None for s in students.values())
+    header = ["model", "accuracy", "std", "seeds", "per seed", "vs standard"] + (["rationale F1"] if f1 else [])
     header += [f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else []
-    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", ""]
+    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", ""] + ([""] if f1 else [])
             + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
     for variant, s in students.items():
         per_seed = s.get("per_seed") or {}
         gain = "" if variant == "standard" else _points(s["accuracy"], base)
         row = [f"student: {variant}", _pct(s["accuracy"]), _pct(s.get("std")), str(len(per_seed) or len(seeds)),
                ", ".join(_pct(v) for v in per_seed.values()), gain]
+        if f1:
+            row.append("" if s.get("rationale_f1") is None else f"{s['rationale_f1']:.2f}")
         if cfg.paper:
             paper = paper_accuracy(cfg.paper, variant)
             row += [_pct(paper), "" if variant == "standard" else _points(paper, paper_base)]
@@ -149,7 +152,9 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     blocks: list[Block] = [
         f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
         "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
-        "in points.", Table(header, rows),
+        "in points" + ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs "
+                       "against those it would have been taught (if it cannot produce them, they cannot help it)"
+                       if f1 else "") + ".", Table(header, rows),
         _figure(run, "accuracy", lambda p: plots.accuracy(chart, p),
                 "Test accuracy per model, ± std over seeds" + ("; diamonds: the paper's." if cfg.paper else "."),
                 "No accuracy chart: no models.")]

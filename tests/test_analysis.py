@@ -268,3 +268,10 @@ def test_faithfulness_checks_its_inputs(word_tok, examples):
         faithfulness(model, word_tok, examples[:2], [row, {**row}])
     with pytest.raises(ValueError, match="fractions"):
         faithfulness(model, word_tok, [ex], [row], fractions=(0.0,))
+
+
+def test_word_f1_compares_sets_of_words_without_case_or_punctuation():
+    from attrdistill.analysis import word_f1
+    assert word_f1("Lantern, cave", "cave, lantern") == 1.0
+    assert word_f1("lantern, sock, cave", "lantern, cave") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
+    assert word_f1("sock", "lantern") == 0.0 and word_f1("", "") == 1.0 and word_f1("", "cave") == 0.0

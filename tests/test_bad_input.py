@@ -25,6 +25,8 @@
 | 21 | NaN loss | the step; checkpoints kept |
 | 22 | disk full | the file; nothing half-written |
 | 23 | unwritable run directory | the path |
+| 24 | `--out` names an existing file | the file, "not a run directory"; the file untouched |
+| 25 | own data with the oracle variant | distill.variants, 'oracle'; refused before the teacher trains |
 """
 
 from __future__ import annotations
@@ -214,3 +216,28 @@ def test_unwritable_run_directory(tmp_path, caplog):
     message = caplog.records[-1].getMessage()
     assert "cannot write" in message and str(blocker) in message
     assert os.listdir(tmp_path) == ["a-file"]
+
+
+def test_out_naming_a_file(tmp_path, caplog):
+    f = tmp_path / "notes.txt"
+    f.write_text("mine")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(f)]) == 2
+    message = caplog.records[-1].getMessage()
+    assert str(f) in message and "is a file, not a run directory" in message, message
+    assert f.read_text() == "mine"
+
+
+def test_own_data_with_the_oracle_variant_is_refused_before_the_teacher_trains(tmp_path, caplog):
+    rows = "\n".join(json.dumps({"input": f"a story number {i}", "label": "yes" if i % 2 else "no"})
+                     for i in range(20))
+    for name in ("train", "test"):
+        (tmp_path / f"{name}.jsonl").write_text(rows + "\n")
+    run = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(run), "--set", "data.source=files",
+                     "--set", f"data.train_file={tmp_path / 'train.jsonl'}",
+                     "--set", f"data.test_file={tmp_path / 'test.jsonl'}"]) == 2
+    message = caplog.records[-1].getMessage()
+    assert "distill.variants" in message and "'oracle'" in message, message
+    assert not (run / "teacher").exists(), "nothing is trained before the check"

@@ -191,6 +191,12 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
         history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
         return [h["loss"] for h in history if "loss" in h]
     assert losses("kd") and losses("kd") != losses("standard")
+    # Students with a rationale say how well they reproduce it on test; the others have nothing to reproduce.
+    for variant in ("kd+saliency", "oracle_shuffled"):
+        assert 0.0 <= metrics["students"][variant]["rationale_f1"] <= 1.0
+    assert "rationale_f1" not in metrics["students"]["kd"]
+    test_rows = (run / "attributions" / "saliency.test.jsonl").read_text().splitlines()
+    assert len(test_rows) == 8, "the test split is attributed for the students' rationale methods"
     # Nothing recomputed on a rerun, and a changed kd setting retrains only the kd students.
     before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}
     assert main(["-q", "run", "--out", str(run), *[x for o in TINY + ["distill.kd_alpha=0.9"] for x in ("--set", o)]]) == 0
