@@ -42,13 +42,11 @@ DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
 @torch.no_grad()
 def _sparse_batch(model: Any, batch: dict[str, torch.Tensor], top_k: int, temperature: float) -> list[dict[str, list]]:
     """Per row: {ids, logits, log_norm}, one entry per target token in order (K ids and logits per token)."""
-    from attrdistill.attribution.gradients import target_positions
+    from attrdistill.attribution.gradients import causal_target_outputs
 
     if is_causal(model):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        positions, keep = target_positions(batch["labels"])
-        # The logit that predicts the token at position p sits at p - 1 (a prompt is never empty).
-        logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        logits, _, keep = causal_target_outputs(logits, batch["labels"])
     else:
         logits = model(**batch).logits
         keep = batch["labels"] != -100
@@ -168,9 +166,8 @@ def sparse_divergence(student_logits: torch.Tensor, kd_ids: torch.Tensor, kd_log
 def student_target_logits(model: Any, logits: torch.Tensor, labels: torch.Tensor, width: int) -> torch.Tensor:
     """(batch, width, V) the student's logits at its target tokens, in target order (either layout)."""
     if is_causal(model):
-        from attrdistill.attribution.gradients import target_positions
-        positions, _ = target_positions(labels)
-        logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        from attrdistill.attribution.gradients import causal_target_outputs
+        logits = causal_target_outputs(logits, labels)[0]
     return logits[:, :width]
 
 

@@ -401,13 +401,14 @@ def taught_on_test(run: Path, cfg: RunConfig, variant: str, test: list[Example])
         return None
 
 
-def _models(cfg: RunConfig) -> dict[str, tuple[Path, str]]:
-    """name -> (folder relative to the run, fingerprint) of every trained model: the teacher, then
-    '<variant>-seed<n>'."""
-    models = {"teacher": (Path("teacher"), fp_teacher(cfg))}
+def _models(cfg: RunConfig) -> dict[str, tuple[Path, str, str | None]]:
+    """name -> (folder relative to the run, fingerprint, student variant or None) of every trained model: the
+    teacher, then '<variant>-seed<n>'."""
+    models: dict[str, tuple[Path, str, str | None]] = {"teacher": (Path("teacher"), fp_teacher(cfg), None)}
     for variant in student_variants(cfg):
         for seed in cfg.distill.seeds:
-            models[f"{variant}-seed{seed}"] = (student_dir(Path(), variant, seed), fp_student(cfg, variant, seed))
+            models[f"{variant}-seed{seed}"] = (student_dir(Path(), variant, seed), fp_student(cfg, variant, seed),
+                                               variant)
     return models
 
 
@@ -416,11 +417,10 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
     test = load_split(run, "test")
     sources = [cfg.data.predict_prefix + ex.input for ex in test]
     seconds = 0.0
-    for name, (folder, model_fp) in _models(cfg).items():
+    for name, (folder, model_fp, variant) in _models(cfg).items():
         model_dir = run / folder
         require(model_dir, f"model {name}", "distill" if name != "teacher" else "finetune", model_fp)
         out = run / "predictions" / name
-        variant = name.rsplit("-seed", 1)[0] if name != "teacher" else None
         taught = taught_on_test(run, cfg, variant, test) if variant else None
 
         def work(model_dir: Path = model_dir, taught: dict[str, str] | None = taught) -> dict:
@@ -455,9 +455,8 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 
 def fp_analyze(cfg: RunConfig) -> str:
-    return fingerprint("analyze", fp_attribution(cfg), [fp_predictions(cfg, fp, name.rsplit("-seed", 1)[0] if
-                                                                       name != "teacher" else None)
-                                                        for name, (_, fp) in _models(cfg).items()],
+    return fingerprint("analyze", fp_attribution(cfg), [fp_predictions(cfg, fp, variant)
+                                                        for _, fp, variant in _models(cfg).values()],
                        to_dict(cfg.analysis), cfg.data.predict_prefix)
 
 

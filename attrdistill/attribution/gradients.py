@@ -65,6 +65,15 @@ def target_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return positions, steps < n_target.unsqueeze(-1)
 
 
+def causal_target_outputs(logits: torch.Tensor, labels: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Causal layout: (outputs that predict each target token, those tokens, mask), all in target order."""
+    positions, keep = target_positions(labels)
+    # The logit predicting the token at position p is the output at p - 1 (a prompt is never empty).
+    logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+    return logits, labels.gather(1, positions), keep
+
+
 def target_mask(model: PreTrainedModel, labels: torch.Tensor) -> torch.Tensor:
     """(batch, target_len) float mask of the real target tokens, aligned with `target_logits`."""
     if is_causal(model):
@@ -122,10 +131,7 @@ def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str,
             logits = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                            decoder_input_ids=decoder_input_ids).logits
     if causal:
-        positions, keep = target_positions(labels)
-        # The logit predicting the token at position p is the output at p - 1 (a prompt is never empty).
-        logits = logits.gather(1, (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-        labels = labels.gather(1, positions)
+        logits, labels, keep = causal_target_outputs(logits, labels)
     else:
         keep = labels != -100
     logits = logits.float()
