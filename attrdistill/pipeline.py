@@ -29,7 +29,7 @@ from attrdistill.config import METHODS, RunConfig, dump_config, pretrained, to_d
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import barrier, is_main, on_main_only
-from attrdistill.evaluation import ANSWER_MARK, accuracy, matcher, predict
+from attrdistill.evaluation import ANSWER_MARK, accuracy, exact_match, matcher, predict
 from attrdistill.paper import paper_accuracy
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.report import write_report
@@ -257,7 +257,8 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
                 tok.save_pretrained(out / "model")
             return {"best_valid_accuracy": None, "steps": 0}
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
-                     cfg.teacher, out, correct=matcher(cfg.data.source), label="teacher")
+                     cfg.teacher, out, correct=matcher(cfg.data.source), label="teacher",
+                     teacher_forced=forced_validation(cfg, rationale=False))
     return run_unit(out, fp_teacher(cfg), "finetune teacher", work, everyone=True)
 
 
@@ -359,6 +360,12 @@ def stage_teacher_signals(run: Path, cfg: RunConfig) -> dict[str, Any]:
     return found
 
 
+def forced_validation(cfg: RunConfig, rationale: bool) -> bool:
+    """Validate by one forward pass (`training.train`): exact where answers are judged by exact match and the
+    model's target is the label itself (not a single-sequence rationale before it)."""
+    return matcher(cfg.data.source) is exact_match and not (rationale and cfg.distill.format == "single")
+
+
 def stage_distill(run: Path, cfg: RunConfig) -> dict:
     """Train one student per (variant, seed) on student_train."""
     require(run / "data", "the data stage", "run", fp_data(cfg))
@@ -386,7 +393,8 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
                 return train(model, tok, rows, valid, cfg.student, out,
                              rationale_weight=cfg.distill.rationale_weight, seed=seed,
                              correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}",
-                             kd=settings if v.needs_teacher_logits else None, match_weight=cfg.distill.match_weight)
+                             kd=settings if v.needs_teacher_logits else None, match_weight=cfg.distill.match_weight,
+                             teacher_forced=forced_validation(cfg, rationale=v.rationale is not None))
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
                                                         f"distill {variant} seed {seed}", work, everyone=True)
     return {"seconds": sum(r["seconds"] for r in records.values())}

@@ -7,8 +7,14 @@ The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rat
 plain label loss (standard fine-tuning, and the teacher). Rows with a "kd" entry (the teacher's
 sparse logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
 `kd.kd_loss`; rows with a "match" entry (the teacher's word scores) add mu * the divergence of the
-student's own saliency from them (`matching.py`). Validation accuracy by greedy decoding
-picks the best checkpoint; an interrupted run resumes from its last checkpoint.
+student's own saliency from them (`matching.py`). Validation accuracy picks the best checkpoint; an
+interrupted run resumes from its last checkpoint.
+
+Where answers are judged by exact match (`teacher_forced=True`), validation accuracy is the share of
+examples whose every gold token, EOS included, is the model's argmax given the gold prefix: exactly
+the examples greedy decoding gets right token for token, from one forward pass instead of a decode
+of up to max_target_length steps. Other judges (CQA's choice letters, SVAMP's equation values, a
+single-sequence target that puts the rationale before the answer) need the decoded text.
 
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
 sequence, loss on the target only). Their validation accuracy comes from `evaluation.predict`, the
@@ -117,6 +123,14 @@ class GreedyValidation:
         return accuracy(preds, self.labels, self.correct)
 
 
+def greedy_correct(logits: Any, labels: torch.Tensor, causal: bool) -> torch.Tensor:
+    """Per row: is every gold token the argmax given the gold prefix (greedy decoding would emit the label)?"""
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    if causal:   # position t predicts token t + 1
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    return ((logits.argmax(-1) == labels) | (labels == -100)).all(-1).float()
+
+
 class StopOnNonFinite(TrainerCallback):
     """Stop training when the logged loss is NaN or inf instead of training on garbage (and never save it)."""
 
@@ -192,8 +206,10 @@ def last_checkpoint(folder: Path) -> Path | None:
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train", kd: KDSettings | None = None,
-          match_weight: float = 1.0) -> dict[str, Any]:
+          match_weight: float = 1.0, teacher_forced: bool = False) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
+
+    teacher_forced: validation accuracy from one forward pass (greedy exact match; see the module's doc).
 
     A NaN or infinite loss stops training with a RuntimeError; the checkpoints saved before it stay in
     out_dir/checkpoints (lower the learning rate, then rerun: training resumes from the last one).
@@ -206,7 +222,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, lr_scheduler_type="linear", optim="adamw_torch",
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.eval_steps,
         save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
-        predict_with_generate=not causal, generation_max_length=cfg.max_target_length, generation_num_beams=1,
+        predict_with_generate=not (causal or teacher_forced), generation_max_length=cfg.max_target_length, generation_num_beams=1,
         logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
         report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
         logging_nan_inf_filter=False,   # the default logs a NaN loss as the running mean, hiding it
@@ -223,16 +239,22 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         return {"accuracy": accuracy(tokenizer.batch_decode(preds, skip_special_tokens=True),
                                      tokenizer.batch_decode(labels, skip_special_tokens=True), correct)}
 
+    def forced_accuracy(pred: Any) -> dict[str, float]:
+        return {"accuracy": float(np.mean(pred.predictions, dtype=np.float64))}
+
     greedy = GreedyValidation([r["source"] for r in valid_rows], [r["target"] for r in valid_rows], correct,
                               args.per_device_eval_batch_size, cfg.max_target_length,
-                              cfg.max_input_length) if causal else None
+                              cfg.max_input_length) if causal and not teacher_forced else None
     guard = StopOnNonFinite()
     trainer = TwoTaskTrainer(
         model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg, causal),
         # Validation is of the label task alone (what `greedy` and predict_with_generate judge).
         eval_dataset=features(tokenizer, [{"source": r["source"], "target": r["target"]} for r in valid_rows], cfg,
                               causal),
-        data_collator=lambda f: collate_train(f, tokenizer.pad_token_id), compute_metrics=generated_accuracy,
+        data_collator=lambda f: collate_train(f, tokenizer.pad_token_id),
+        compute_metrics=forced_accuracy if teacher_forced else generated_accuracy,
+        preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))
+        if teacher_forced else None,
         processing_class=tokenizer, rationale_weight=rationale_weight, kd=kd, match_weight=match_weight,
         greedy_valid=greedy,
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from transformers import Seq2SeqTrainingArguments
@@ -35,3 +37,22 @@ def test_label_only_rows_give_the_label_loss(word_tok, examples, tmp_path):
     assert not any(k.startswith("explain_") for k in batch)
     trainer = TwoTaskTrainer(model=model, args=Seq2SeqTrainingArguments(str(tmp_path), report_to=[]))
     torch.testing.assert_close(trainer.compute_loss(model, dict(batch)), model(**batch).loss)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_teacher_forced_validation_equals_greedy_decoding(word_tok, examples, tmp_path, causal):
+    """One forward pass judges each validation example exactly as greedy decoding does, at every evaluation."""
+    from attrdistill.config import TrainConfig
+    from attrdistill.training import train
+    from tests.test_causal import tiny_llama
+    rows = [{"source": "predict: " + ex.input, "target": ex.label} for ex in examples[:24]]
+    cfg = ModelConfig(train=TrainConfig(learning_rate=3e-3, batch_size=8, max_steps=60, eval_steps=10))
+    curves = []
+    for forced in (False, True):
+        model = tiny_llama(len(word_tok)) if causal else tiny_t5(len(word_tok))
+        out = tmp_path / f"forced{forced}"
+        train(model, word_tok, rows, rows, cfg, out, teacher_forced=forced)
+        history = json.loads((out / "log_history.json").read_text())
+        curves.append([h["eval_accuracy"] for h in history if "eval_accuracy" in h])
+    assert len(curves[0]) == 6 and curves[0] == curves[1]
+    assert max(curves[0]) > 0, "the tiny model never got an example right: the comparison says nothing"
