@@ -25,7 +25,6 @@ from typing import Any, Sequence
 
 import torch
 
-from attrdistill.attribution import recall_at_k
 from attrdistill.attribution.gradients import frozen
 from attrdistill.attribution.occlusion import log_probs
 from attrdistill.data.example import Example
@@ -250,10 +249,22 @@ def teacher_gap(metrics: dict[str, Any]) -> dict[str, float]:
     return {variant: teacher - m["accuracy"] for variant, m in metrics["students"].items()}
 
 
-def recall_by_method(rows_by_method: dict[str, Sequence[Row]], examples: Sequence[Example]) -> dict[str, float | None]:
-    """{method: recall@k of the examples' decisive words}; None for a method when no example has them."""
-    out = {}
-    for method, rows in rows_by_method.items():
-        _aligned_rows(rows, examples)
-        out[method] = recall_at_k(list(rows), list(examples))
-    return out
+# Two-sided 97.5% quantiles of Student's t by degrees of freedom; a df between entries takes the lower one
+# (a slightly wider, conservative interval).
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000, 120: 1.980}
+
+
+def paired_gain(variant: Sequence[float], base: Sequence[float]) -> tuple[float, float, float]:
+    """(mean gain, low, high): the 95% t-interval of the per-seed differences variant - base (seed i of both
+    trained with the same initialisation and data order); low and high are NaN for a single seed."""
+    if len(variant) != len(base) or not base:
+        raise ValueError(f"paired_gain: {len(variant)} values against {len(base)}: seeds must pair up")
+    diffs = [a - b for a, b in zip(variant, base)]
+    mean = math.fsum(diffs) / len(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    sd = math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    t = T975[max(df for df in T975 if df <= len(diffs) - 1)]
+    half = t * sd / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half

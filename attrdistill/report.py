@@ -100,7 +100,8 @@ def _figure(run: Path, name: str, draw: Callable[[Path], Path | None], caption: 
 def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> list[Section]:
     """What the report says, in order; draws the figures into RUN/report_files/ on the way."""
     an = metrics.get("analyses") or {}
-    out = [_accuracy(run, cfg, metrics, an.get("teacher_gap")), _curves(run, cfg, metrics)]
+    out = [_verdict(metrics["verdict"])] if metrics.get("verdict") else []
+    out += [_accuracy(run, cfg, metrics, an.get("teacher_gap")), _curves(run, cfg, metrics)]
     if an.get("methods"):
         out.append(_methods(an["methods"]))
     if an.get("k_sweep"):
@@ -125,6 +126,32 @@ def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int
                     str(r.get("n_a_wrong", "n/a")), _pct(r.get("wrong_same_wrong"))]
                    for r in an["prediction_overlap"]])]))
     return out + [_rationales(run, cfg, metrics, n_examples), _timing(metrics.get("timing") or {})]
+
+
+def _verdict(v: dict[str, Any]) -> Section:
+    """The answer first: which student is best, by how much over standard, against what spread; an example."""
+    head = f"**Best student: `{v['best']}`, {_pm(v['accuracy'], v['std'] if v['seeds'] > 1 else None)}% on test"
+    if v.get("gain") is None:
+        head += "**" + (" (the label-only student is best)." if v["best"] == "standard" else ".")
+    else:
+        head += f", {100 * v['gain']:+.1f} points over `standard`**"
+        head += (f" (95% interval over {v['seeds']} paired seeds: {100 * v['low']:+.1f} to {100 * v['high']:+.1f})."
+                 if v.get("low") is not None else
+                 " with one seed: no interval. A student's seed-to-seed spread can exceed such a gap (10-20 points on "
+                 "the built-in task at a few hundred examples); set `distill.seeds` to five seeds or more before "
+                 "trusting it.")
+    blocks: list[Block] = [head]
+    if v.get("still_rising"):
+        blocks.append(Note("Still improving at the last step (best validation accuracy at the final evaluation): "
+                           + ", ".join(v["still_rising"]) + "; a longer schedule may change the order."))
+    ex = v.get("example")
+    if ex and ex["rationales"]:
+        blocks += [f"What each student was taught, on student-train example `{ex['id']}` (label: `{ex['label']}`): "
+                   f"\"{ex['input']}\"",
+                   Table(["student", "rationale"],
+                         [[f"{name}" + (" (words its saliency is pulled toward)" if name.startswith("match:") else ""),
+                           text] for name, text in ex["rationales"].items()])]
+    return Section("Verdict", blocks)
 
 
 def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float] | None) -> Section:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import statistics
 import time
 from pathlib import Path
 
+from attrdistill.analysis import paired_gain
 from attrdistill.cli import main as cli
 
 # Variants of the score-order run, and those that differ under the aligned order (their rationales).
@@ -30,20 +30,6 @@ SCORE_VARIANTS = ["standard", "kd", "random", "oracle", "oracle_shuffled", "sali
 ALIGNED_VARIANTS = ["saliency", "occlusion", "kd+occlusion"]
 PLATEAU = ["student.train.batch_size=16", "student.train.max_steps=2000", "student.train.eval_steps=100",
            "student.train.patience=4", "analysis.faithfulness_examples=0"]
-# Two-sided 97.5% quantiles of Student's t, for the interval over paired seeds (df = seeds - 1).
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
-def paired_gain(variant: list[float], base: list[float]) -> tuple[float, float, float]:
-    """(mean gain, low, high): the 95% t-interval of the per-seed differences variant - base."""
-    diffs = [a - b for a, b in zip(variant, base)]
-    mean = statistics.fmean(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan, math.nan
-    half = T975.get(len(diffs) - 1, 1.96) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
-
-
 def _run(out: Path, sets: list[str]) -> dict:
     if cli(["-q", "run", "--out", str(out), *[x for o in sets for x in ("--set", o)]]) != 0:
         raise SystemExit(f"run {out} failed")

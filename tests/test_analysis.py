@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from attrdistill.analysis import (_n_top, answer_overlap, average_precision, faithfulness, human_agreement,
-                                  prediction_overlap, recall_by_method, teacher_gap)
+                                  paired_gain, prediction_overlap, teacher_gap)
 from attrdistill.attribution import attribute
 from attrdistill.attribution.gradients import target_log_prob
 from attrdistill.config import AttributionConfig
@@ -122,16 +122,14 @@ def test_teacher_gap():
     assert teacher_gap(metrics) == {"standard": pytest.approx(0.2), "saliency": pytest.approx(0.1)}
 
 
-def test_recall_by_method():
-    exs = [Example("1", "a b c d", "l", decisive=[1, 3]), Example("2", "a b c d", "l", decisive=[0, 2])]
-    rows = {"saliency": [_row(exs[0], [1, 3]), _row(exs[1], [2, 0])],       # all found -> 1.0
-            "random": [_row(exs[0], [1, 2]), _row(exs[1], [1, 2])]}         # 1/2 and 1/2 -> 0.5
-    assert recall_by_method(rows, exs) == {"saliency": 1.0, "random": 0.5}
-    plain = [Example("1", "a b", "l")]
-    assert recall_by_method({"random": [_row(plain[0], [0])]}, plain) == {"random": None}
-
-
-# ---------------------------------------------------------------- faithfulness
+def test_paired_gain_is_the_t_interval_of_the_per_seed_differences():
+    gain, lo, hi = paired_gain([0.6, 0.7, 0.5], [0.5, 0.5, 0.5])
+    # differences 0.1, 0.2, 0.0: mean 0.1, sd 0.1, t(0.975, df=2) = 4.303
+    assert gain == pytest.approx(0.1) and hi - gain == pytest.approx(4.303 * 0.1 / 3 ** 0.5)
+    assert lo == pytest.approx(2 * gain - hi)
+    assert math.isnan(paired_gain([0.6], [0.5])[1])
+    with pytest.raises(ValueError, match="pair"):
+        paired_gain([0.6, 0.7], [0.5])
 
 def test_n_top_rounds_before_ceil():
     assert [_n_top(0.1, 30), _n_top(0.01, 10), _n_top(0.2, 11), _n_top(1.0, 4), _n_top(0.5, 0)] == [3, 1, 3, 4, 0]

@@ -180,3 +180,22 @@ def test_missing_analyses_curves_and_examples_leave_notes_not_crashes(tmp_path):
     assert "No k-sweep plot" in md and "No faithfulness plot" in md and "| saliency | n/a | n/a | n/a | n/a |" in md
     assert "s-4 · saliency" in md and "No examples" not in md
     assert sorted(p.name for p in (run / "report_files").iterdir()) == ["accuracy.png"], "no stale figures"
+
+
+def test_report_opens_with_the_verdict_and_an_example_of_each_rationale(tmp_path):
+    run = tmp_path / "run"
+    _fake_run(run)
+    m = _metrics(ANALYSES)
+    m["verdict"] = {"best": "saliency", "accuracy": 0.6, "std": 0.02, "seeds": 2, "gain": 0.05, "low": -0.2,
+                    "high": 0.3, "still_rising": ["standard/seed1"],
+                    "example": {"id": "s-0", "input": "a b c", "label": "reach", "rationales":
+                                {"saliency": "b, c", "match:occlusion": "c, a"}}}
+    md = write_report(run, _cfg(), m).read_text(encoding="utf-8")
+    first = md.split("\n## ")[1]
+    assert first.startswith("Verdict")
+    assert "**Best student: `saliency`, 60.0 ± 2.0% on test, +5.0 points over `standard`**" in first
+    assert "95% interval over 2 paired seeds: -20.0 to +30.0" in first and "standard/seed1" in first
+    assert "| saliency | b, c |" in first and "| match:occlusion (words its saliency is pulled toward) | c, a |" in first
+    m["verdict"].update(seeds=1, gain=0.05, low=None, high=None, still_rising=[])
+    md = write_report(run, _cfg(), m).read_text(encoding="utf-8")
+    assert "with one seed: no interval" in md and "Still improving" not in md
