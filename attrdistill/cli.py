@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import html
 import logging
 import shutil
@@ -17,12 +18,15 @@ import sys
 from pathlib import Path
 
 from attrdistill import __version__, heatmap
-from attrdistill.config import ConfigError, DataConfig, dump_config, field_docs, load_config
+from attrdistill.config import DataConfig, dump_config, field_docs, load_config
 from attrdistill.data.example import read_jsonl
-from attrdistill.data.sources import show as show_data
 from attrdistill.distributed import barrier, is_main
-from attrdistill.pipeline import run_stages
+from attrdistill.errors import ConfigError, UserError
 
+# What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
+CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",
+                errno.EACCES: "fix the path or permissions", errno.EPERM: "fix the path or permissions",
+                errno.ENOTDIR: "fix the path (a part of it is a file)"}
 STAGE_HELP = {
     "finetune": "fine-tune the teacher on teacher_train into RUN/teacher",
     "attribute": "score input words with the teacher; top-k words become rationales (RUN/attributions)",
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     handler: logging.Handler | None = None
     try:
         if args.verb == "data":
+            from attrdistill.data.sources import show as show_data
             print(show_data(args.source, args.path, args.n, args.split, args.input_field, args.label_field,
                             args.loader, args.hub_id))
             return 0
@@ -131,18 +136,31 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
             cfg = load_config(run_dir / "config.yaml", args.overrides)
         handler = _log_to(run_dir)
+        # torch and transformers load here: --help, config and data show answer without them
+        from attrdistill.pipeline import run_stages
         metrics = run_stages(run_dir, cfg, None if args.verb == "run" else [args.verb])
         if args.verb == "run" and is_main():
             _summary(run_dir, metrics)
         return 0
-    except (ConfigError, ValueError, RuntimeError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:   # the message says what to change
         logging.getLogger("attrdistill").error("%s", e)
         return 2
-    except OSError as e:   # disk full, read-only or missing run directory: finished stages stay complete
-        where = f" {e.filename}" if e.filename else ""
-        logging.getLogger("attrdistill").error("cannot write%s: %s. Stages completed so far are kept; free space or "
-                                               "fix permissions and rerun to continue.", where, e.strerror or e)
-        return 2
+    except OSError as e:
+        log = logging.getLogger("attrdistill")
+        if e.errno in CANNOT_WRITE:   # finished stages stay complete
+            where = f" {e.filename}" if e.filename else ""
+            log.error("cannot write%s: %s. Stages completed so far are kept; %s and rerun to continue.", where,
+                      e.strerror or e, CANNOT_WRITE[e.errno])
+            return 2
+        if "is not a valid model identifier" in str(e) or "Repository Not Found" in str(e):
+            log.error("model not found: %s", str(e).splitlines()[0])   # e.g. a mistyped hub id
+            return 2
+        raise
+    except Exception:   # a bug or a crash (a shape error, out of memory): keep the traceback
+        if handler is not None:
+            logging.getLogger("attrdistill").exception("unexpected error; the traceback is also in %s",
+                                                       handler.baseFilename)
+        raise
     finally:
         if handler is not None:   # main() may run many times in one process (tests, benches)
             logging.getLogger().removeHandler(handler)
@@ -161,13 +179,14 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
     row = next((r for r in rows if example is None or r["id"] == example), None)
     if row is None:
         near = ", ".join(r["id"] for r in rows[:5])
-        raise ValueError(f"--example {example}: no such id in {path} (ids look like: {near}, ...)")
+        raise ConfigError(f"--example {example}: no such id in {path} (ids look like: {near}, ...)")
     print(f"{row['id']}  method {method}  target {row.get('target', '')!r}")
     print(heatmap.terminal(row["words"], row["scores"], row["top"]))
     print(f"rationale: {row['rationale']}")
     if html_file is not None:
         meta = (f'<p class="meta">{html.escape(row["id"])} &middot; method {html.escape(method)} &middot; '
-                f'target {html.escape(str(row.get("target", "")))} &middot; rationale {html.escape(row["rationale"])}</p>')
+                f'target {html.escape(str(row.get("target", "")))} &middot; '
+                f'rationale {html.escape(row["rationale"])}</p>')
         html_file.write_text(heatmap.html_page([meta, heatmap.html_words(row["words"], row["scores"], row["top"])]),
                              encoding="utf-8")
         print(f"wrote {html_file}")
@@ -189,7 +208,8 @@ def _summary(run_dir: Path, metrics: dict) -> None:
         print(f"student {variant:<9} {100 * s['accuracy']:.1f}%")
     a = metrics["attribution"]
     if a["recall_at_k"] is not None:
-        print(f"{a['method']} recall@{a['k']} {100 * a['recall_at_k']:.1f}% (random {100 * a['random_recall_at_k']:.1f}%)")
+        print(f"{a['method']} recall@{a['k']} {100 * a['recall_at_k']:.1f}% "
+              f"(random {100 * a['random_recall_at_k']:.1f}%)")
     print(f"report: {run_dir / 'report.html'} (and report.md)")
 
 

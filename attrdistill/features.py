@@ -24,6 +24,8 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from attrdistill.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 # Between prompt and target of a decoder-only model: the answer starts on a new line. Word-level
@@ -63,7 +65,7 @@ def _encode_causal(tokenizer: Any, sources: Sequence[str], targets: Sequence[str
                    max_target_length: int, offsets: bool) -> list[dict[str, Any]]:
     eos = tokenizer.eos_token_id
     if eos is None:
-        raise ValueError("a decoder-only model needs a tokenizer with an eos token (it ends every target)")
+        raise ConfigError("a decoder-only model needs a tokenizer with an eos token (it ends every target)")
     # The source alone, so its offsets are those of the text; special tokens as the tokenizer adds them (a BOS).
     enc = tokenizer(list(sources), truncation=True, max_length=max_input_length, return_offsets_mapping=offsets)
     _warn_truncated(enc, "inputs", "max_input_length", max_input_length)
@@ -72,13 +74,15 @@ def _encode_causal(tokenizer: Any, sources: Sequence[str], targets: Sequence[str
     target_ids: list[list[int]] = [[] for _ in sources]
     if targets is not None:
         # One token is kept for the eos that ends every target: generation must learn to stop.
-        enc_t = tokenizer(list(targets), add_special_tokens=False, truncation=True, max_length=max(1, max_target_length - 1))
+        enc_t = tokenizer(list(targets), add_special_tokens=False, truncation=True,
+                          max_length=max(1, max_target_length - 1))
         _warn_truncated(enc_t, "targets", "max_target_length", max_target_length)
         target_ids = [list(ids) + [eos] for ids in enc_t["input_ids"]]
     out = []
     for ids, off, target in zip(enc["input_ids"], source_offsets, target_ids):
         ids, off = list(ids), [tuple(o) for o in off]
-        if ids and ids[-1] == eos:   # a post-processor's final </s>: in one sequence eos ends the target, not the prompt
+        # A post-processor's final </s>: in one sequence eos ends the target, not the prompt.
+        if ids and ids[-1] == eos:
             ids, off = ids[:-1], off[:-1]
         prompt = ids + sep
         row: dict[str, Any] = {"input_ids": prompt + target, "prompt_length": len(prompt)}
@@ -110,7 +114,8 @@ def _warn_truncated(enc: Any, what: str, field: str, limit: int) -> None:
     encodings = getattr(enc, "encodings", None) or []
     n = sum(bool(e.overflowing) for e in encodings)
     if n:
-        log.warning("%d of %d %s are longer than %s=%d tokens and were truncated", n, len(encodings), what, field, limit)
+        log.warning("%d of %d %s are longer than %s=%d tokens and were truncated", n, len(encodings), what, field,
+                    limit)
 
 
 def _pad(seqs: list[list[int]], value: int, side: str = "right") -> torch.Tensor:

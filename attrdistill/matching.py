@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from attrdistill.errors import ConfigError
 from attrdistill.features import is_causal
 from attrdistill.words import token_to_word, word_spans
 
@@ -48,7 +49,7 @@ def student_saliency(model: Any, batch: dict[str, torch.Tensor]) -> tuple[Any, t
     """(the model's outputs with the label loss, (batch, input_len) L1 saliency of the student, differentiable
     w.r.t. the weights). Seq2seq students: one forward gives the loss and the gold logits saliency explains."""
     if is_causal(model):
-        raise ValueError("distill.variants: match is implemented for encoder-decoder students only")
+        raise ConfigError("distill.variants: match is implemented for encoder-decoder students only")
     embeds = model.get_input_embeddings()(batch["input_ids"])
     # SDPA's fused CPU kernels have no double backward; its math kernel is made of ops that do.
     with sdpa_kernel([SDPBackend.MATH]):

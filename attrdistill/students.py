@@ -23,6 +23,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from attrdistill.errors import ConfigError, DataError
+
 # name -> what the student is trained to output for the label
 OBJECTIVES: dict[str, str] = {
     "label": "cross-entropy on the gold label (implicit: a variant without an objective uses it)",
@@ -60,37 +62,38 @@ class Variant:
 def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
     """'kd+saliency@k3' -> Variant('kd', 'saliency', 3); ValueError naming the part that is not known."""
     if methods is None:
-        from attrdistill.config import METHODS as methods   # noqa: N811 (config imports this module lazily)
+        from attrdistill.config import METHODS as methods  # noqa: N811 (config imports this module lazily)
     if name == "standard":
         return Variant()
     objective, rationale, k, match = "label", None, None, None
     for part in name.split("+"):
         if part.startswith("match:"):
             if part.removeprefix("match:") not in methods or match is not None:
-                raise ValueError(f"variant {name!r}: '{part}' should be one match:<method> with an attribution "
+                raise ConfigError(f"variant {name!r}: '{part}' should be one match:<method> with an attribution "
                                  f"method ({', '.join(methods)})")
             match = part.removeprefix("match:")
             continue
         if part in OBJECTIVES and part != "label":
             if objective != "label":
-                raise ValueError(f"variant {name!r}: two objectives ({objective}, {part}); a variant has one")
+                raise ConfigError(f"variant {name!r}: two objectives ({objective}, {part}); a variant has one")
             objective = part
             continue
         base, at, tail = part.partition("@k")
         if at and not (tail.isdigit() and int(tail) > 0 and base in methods):
-            raise ValueError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
+            raise ConfigError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
         if base not in RATIONALES and base not in methods:
             known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], *RATIONALES, *methods])
-            raise ValueError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
+            raise ConfigError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
         if rationale is not None:
-            raise ValueError(f"variant {name!r}: two rationale sources ({rationale}, {base}); a variant has one")
+            raise ConfigError(f"variant {name!r}: two rationale sources ({rationale}, {base}); a variant has one")
         rationale, k = base, int(tail) if at else None
     return Variant(objective, rationale, k, match)
 
 
 def _decisive(ex: Any) -> list[int]:
     if not ex.decisive:
-        raise ValueError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks")
+        raise DataError("distill.variants: 'oracle' needs ground-truth decisive words, which this data lacks "
+                        "(own data: name their column in data.decisive_field)")
     return list(ex.decisive)
 
 
@@ -101,20 +104,20 @@ def _shuffled(ex: Any, seed: int) -> list[int]:
 
 
 def _indices_text(ex: Any, indices: list[int]) -> str:
-    from attrdistill.words import words   # torch-free import of this module: config reads the registries
+    from attrdistill.words import words  # torch-free import of this module: config reads the registries
     return ", ".join(words(ex.input)[i] for i in indices)
 
 
 def _human(ex: Any) -> str:
     if ex.human is None:
-        raise ValueError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files), "
-                         "which this data lacks")
+        raise DataError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files, "
+                        "data.human_field of own data), which this data lacks")
     return _indices_text(ex, list(ex.human))
 
 
 def _dsbs(ex: Any) -> str:
     if ex.rationale is None:
-        raise ValueError("distill.variants: 'dsbs' needs the data's LLM rationales, which this data lacks")
+        raise DataError("distill.variants: 'dsbs' needs the data's LLM rationales, which this data lacks")
     return ex.rationale
 
 

@@ -11,8 +11,12 @@ words through their character offsets, so rationales are comparable across token
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:   # torch is imported where it is used: the data readers and the CLI's help need no torch
+    import torch
+
+from attrdistill.errors import ConfigError
 
 WORD_RE = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")
 
@@ -47,6 +51,7 @@ def token_to_word(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], 
     starts in that string (the length of a task prefix), so prefix tokens map to -1. A token
     that covers parts of two words belongs to the first.
     """
+    import torch
     if not offsets:
         return []
     off = torch.tensor(offsets, dtype=torch.long).reshape(-1, 2) - shift
@@ -65,6 +70,7 @@ def token_to_word(offsets: list[tuple[int, int]], spans: list[tuple[int, int]], 
 
 def aggregate(token_scores: torch.Tensor, token_word: torch.Tensor, n_words: int, how: str = "sum") -> torch.Tensor:
     """Word scores from token scores (1-D each); tokens with word index -1 are dropped."""
+    import torch
     keep = token_word >= 0
     idx, vals = token_word[keep].long(), token_scores[keep].float()
     if how == "max":
@@ -74,5 +80,5 @@ def aggregate(token_scores: torch.Tensor, token_word: torch.Tensor, n_words: int
     if how == "mean":
         out = out / torch.zeros(n_words).index_add(0, idx, torch.ones_like(vals)).clamp(min=1)
     elif how != "sum":
-        raise ValueError(f"aggregation: expected sum, max or mean, got {how!r}")
+        raise ConfigError(f"aggregation: expected sum, max or mean, got {how!r}")
     return out

@@ -27,6 +27,8 @@
 | 23 | unwritable run directory | the path |
 | 24 | `--out` names an existing file | the file, "not a run directory"; the file untouched |
 | 25 | own data with the oracle variant | distill.variants, 'oracle'; refused before the teacher trains |
+| 26 | a bug in a stage (not bad input) | keeps its traceback, also written to RUN/log.txt |
+| 27 | a hub id that does not exist (online) | "model not found" and the id, one line |
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ CONFIG_CASES = {
     "lr <= 0": (["student.train.learning_rate=0"], r"student.train.learning_rate: expected a value > 0"),
     "missing model path": (["teacher.model=./no/such/model"], r"teacher.model: './no/such/model' is not an existing"),
     "offline hub id": (["student.model=someone/not-cached-model"], r"student.model: .*HF_HUB_OFFLINE=1"),
-    "missing data path": (["data.source=cqa", "data.path=/no/such/dsbs"], r"data.path: '/no/such/dsbs' is not a folder"),
+    "missing data path": (["data.source=cqa", "data.path=/no/such/dsbs"],
+                          r"data.path: '/no/such/dsbs' is not a folder"),
     "esnli_csv on cqa": (["data.source=cqa", "data.loader=esnli_csv"], r"data.loader: esnli_csv reads e-SNLI only"),
     "missing gguf file": (["student.gguf_file=/no/such/model.gguf"],
                           r"student.gguf_file: '/no/such/model.gguf' is not a file"),
@@ -113,7 +116,8 @@ def _jsonl(rows: list[dict]) -> str:
 
 
 DATA_CASES = {
-    "malformed JSONL": (_jsonl(GOOD[:3]) + '{"id": "r9", "input": \n' + _jsonl(GOOD[3:]), r"train.jsonl:4: not valid JSON"),
+    "malformed JSONL": (_jsonl(GOOD[:3]) + '{"id": "r9", "input": \n' + _jsonl(GOOD[3:]),
+                        r"train.jsonl:4: not valid JSON"),
     "missing field": (_jsonl(GOOD[:2] + [{"id": "x", "input": "no label"}] + GOOD[2:]),
                       r"train.jsonl:3: missing or empty field\(s\) label"),
     "empty input": (_jsonl(GOOD[:4] + [{"id": "x", "input": "  ", "label": "yes"}]),
@@ -236,8 +240,34 @@ def test_own_data_with_the_oracle_variant_is_refused_before_the_teacher_trains(t
     run = tmp_path / "run"
     with caplog.at_level(logging.ERROR):
         assert main(["run", "--out", str(run), "--set", "data.source=files",
+                     "--set", "distill.variants=[standard,oracle]",
                      "--set", f"data.train_file={tmp_path / 'train.jsonl'}",
                      "--set", f"data.test_file={tmp_path / 'test.jsonl'}"]) == 2
     message = caplog.records[-1].getMessage()
     assert "distill.variants" in message and "'oracle'" in message, message
     assert not (run / "teacher").exists(), "nothing is trained before the check"
+
+
+def test_a_bug_keeps_its_traceback(tmp_path, caplog, monkeypatch):
+    import attrdistill.pipeline as pipeline
+
+    def broken(*args, **kwargs):
+        raise IndexError("index 7 is out of bounds")   # what a shape bug raises, not bad input
+    monkeypatch.setattr(pipeline, "run_stages", broken)
+    with caplog.at_level(logging.ERROR), pytest.raises(IndexError, match="index 7"):
+        main(["run", "--out", str(tmp_path / "run")])
+    assert "unexpected error; the traceback is also in" in caplog.text
+    assert "IndexError: index 7 is out of bounds" in (tmp_path / "run" / "log.txt").read_text()
+
+
+def test_a_missing_hub_model_is_one_line(tmp_path, caplog, monkeypatch):
+    import attrdistill.pipeline as pipeline
+
+    def missing(*args, **kwargs):   # what transformers raises for a hub id that does not exist
+        raise OSError("HuggingFaceTB/SmolLM2-135M-Instrukt is not a local folder and is not a valid model identifier "
+                      "listed on 'https://huggingface.co/models'\nIf this is a private repository, ...")
+    monkeypatch.setattr(pipeline, "run_stages", missing)
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(tmp_path / "run")]) == 2
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("model not found: HuggingFaceTB/SmolLM2-135M-Instrukt") and "\n" not in message

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from attrdistill.arith import same_value
-from attrdistill.data.dsbs import (NLI_LABELS, available_splits, human_rationales, llm_labels, load_dsbs,
-                                   parse_llm_output, train_valid_split)
+from attrdistill.data.dsbs import (
+    NLI_LABELS,
+    available_splits,
+    llm_labels,
+    load_dsbs,
+    parse_llm_output,
+    train_valid_split,
+)
 from attrdistill.data.example import Example
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsbs"
@@ -130,15 +136,6 @@ def test_parse_statistics_match_readme(name: str, split: str) -> None:
     match = same_value if name == "svamp" else str.__eq__
     assert sum(match(lab, ex.label) for ex, lab in zip(examples, labels)) / len(examples) == pytest.approx(
         accuracy, abs=5e-5)
-
-
-def test_human_rationales() -> None:
-    spans = human_rationales(ROOT, "cqa", "test")
-    assert len(spans) == 1221
-    assert spans["080ef6941410139d6869e78122bc741e"] == "their supplies come"
-    assert set(spans) == {ex.id for ex in load("cqa", "test")}
-    with pytest.raises(ValueError, match="only cqa"):
-        human_rationales(ROOT, "anli1", "test")
 
 
 def test_missing_anli_train_is_explained() -> None:

@@ -67,6 +67,18 @@ def test_single_sequence_answers_are_read_after_the_mark():
     assert answer_of("plain label") == "plain label"
     assert matcher("cqa")("a, b, so the answer is wooded area", "wooded area")
     assert matcher("svamp")("10, 45, so the answer is (10 * 45)", "( 450.0 )")
+    from attrdistill.evaluation import rationale_of, single_target
+    for fmt in ("single", "label_first"):
+        text = single_target("in charge", "boss, charge", fmt)
+        assert answer_of(text) == "in charge" and normalize_words(rationale_of(text)) == ["boss", "charge"]
+    # word-level tokenizers decode with spaces around punctuation
+    assert answer_of("reach wet , because ladder , reef") == "reach wet"
+    assert rationale_of("reach wet , because ladder , reef") == "ladder , reef" and rationale_of("plain") == ""
+
+
+def normalize_words(text: str) -> list[str]:
+    from attrdistill.words import is_punctuation, words
+    return [w for w in words(text) if not is_punctuation(w)]
 
 
 def test_own_files_as_a_run_source(tmp_path):
@@ -128,5 +140,45 @@ def test_human_variant_rationales_are_the_highlighted_words(shared):
     test = build_splits(DataConfig(source="cqa", path=str(shared / "data" / "dsbs"), limit=3))["test"]
     got = rationales_for(None, RunConfig(), "human", test)
     assert got[test[0].id] == "their, supplies, come"
+    svamp = DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=2)
     with pytest.raises(ValueError, match="human highlights"):
-        rationales_for(None, RunConfig(), "human", build_splits(DataConfig(source="svamp", path=str(shared / "data" / "dsbs"), limit=2))["test"])
+        rationales_for(None, RunConfig(), "human", build_splits(svamp)["test"])
+
+
+def test_own_files_carry_decisive_and_human_words(tmp_path):
+    jl = tmp_path / "marked.jsonl"
+    jl.write_text('{"input": "Tom packed a ladder near the reef .", "label": "reach wet", "why": ["ladder", "reef"], '
+                  '"hl": [6, 3]}\n')
+    [ex] = read_table(jl, decisive_field="why", human_field="hl")
+    assert ex.decisive == [3, 6] and ex.human == [3, 6]
+    csv_file = tmp_path / "marked.csv"
+    csv_file.write_text('input,label,why\n"a b a c",x,"a, a, c"\nb c,y,[1]\n')
+    assert [ex.decisive for ex in read_table(csv_file, decisive_field="why")] == [[0, 2, 3], [1]]
+    for cell, message in [('"zebra"', "the word 'zebra' is not in the input"), ("[9]", "word index 9 is outside"),
+                          ('"[1, "', "not a valid JSON list")]:
+        csv_file.write_text(f"input,label,why\nb c,y,{cell}\n")
+        with pytest.raises(ValueError, match=rf"marked.csv:2: field 'why': {message}"):
+            read_table(csv_file, decisive_field="why")
+
+
+def test_own_files_with_decisive_words_train_the_oracle_and_report_recall(tmp_path):
+    import json
+
+    from attrdistill.data.synthetic import generate
+    from attrdistill.words import words
+    for name, seed, n in (("train", 0, 40), ("test", 1, 12)):
+        rows = [{"input": ex.input, "label": ex.label, "why": [words(ex.input)[i] for i in ex.decisive]}
+                for ex in generate(n, seed=seed)]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = tmp_path / "run"
+    sets = ["data.source=files", f"data.train_file={tmp_path / 'train.jsonl'}", "data.decisive_field=why",
+            f"data.test_file={tmp_path / 'test.jsonl'}", "distill.variants=[standard, oracle]",
+            "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=4", "teacher.train.eval_steps=2",
+            "student.d_model=16", "student.d_ff=32", "student.train.max_steps=2", "student.train.eval_steps=1",
+            "eval.max_new_tokens=4", "analysis.faithfulness_examples=0"]
+    assert main(["-q", "run", "--out", str(run), *[x for s in sets for x in ("--set", s)]]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["students"]) == {"standard", "oracle"}
+    assert 0 <= m["attribution"]["recall_at_k"] <= 1, "recall is measured against the file's decisive words"
+    first = json.loads((run / "data" / "student_train.jsonl").read_text().splitlines()[0])
+    assert first["decisive"] and m["verdict"]["example"]["rationales"]["oracle"]

@@ -36,6 +36,7 @@ from attrdistill.attribution.occlusion import occlusion_steps
 from attrdistill.config import ALIGNED_METHODS, AttributionConfig
 from attrdistill.data.example import Example, read_jsonl, write_jsonl
 from attrdistill.distributed import barrier, process
+from attrdistill.errors import ConfigError
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode, is_causal, length_batches
 from attrdistill.store import crash_point, fingerprint
@@ -125,9 +126,9 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
     scoring parameters. Under several processes each computes the shards of its rank, then all read all.
     """
     if method not in METHODS:
-        raise ValueError(f"attribution.method: unknown method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"attribution.method: unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if cfg.order == "aligned" and method not in ALIGNED_METHODS and method != "random":
-        raise ValueError(f"attribution.order: aligned needs per-target-token scores, which {method} does not give; "
+        raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method} does not give; "
                          f"it works with {', '.join(ALIGNED_METHODS)}")
     rank, world = process()
     if world > 1 and cache is None:
@@ -326,7 +327,7 @@ def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool
     ranked = sorted(candidates, key=lambda i: (-float(scores[i]), i))
     if order == "aligned":
         if steps is None:
-            raise ValueError("attribution.order: aligned needs per-target-token step scores, which these scores "
+            raise ConfigError("attribution.order: aligned needs per-target-token step scores, which these scores "
                              "lack (computed with another order, or a method that gives none)")
         chosen: list[int] = []
         for step in steps:

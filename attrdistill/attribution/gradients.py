@@ -1,6 +1,6 @@
 """Gradient attribution of a seq2seq model's target to its input tokens, one batch at a time.
 
-The paper's saliency (DESIGN.md section 1): teacher-force the target, take o_j = logit of the
+The paper's saliency (Ballout et al. 2024, section 3.1): teacher-force the target, take o_j = logit of the
 target token at position j, G_i = d[(1/m) sum_j o_j] / d e_i, score_i = |G_i|_1. Because the mean
 comes before the norm, G is the gradient of one scalar per example, and since examples in a batch
 do not interact, one backward of the batch sum gives every score at once.
@@ -35,6 +35,7 @@ import torch
 from transformers import PreTrainedModel
 
 from attrdistill.config import QUANTITIES, AttributionConfig
+from attrdistill.errors import ConfigError
 from attrdistill.features import is_causal
 
 
@@ -118,7 +119,7 @@ def target_logits(model: PreTrainedModel, embeds: torch.Tensor, batch: dict[str,
     if log_probs:
         quantity = "log_prob"
     if quantity not in QUANTITIES:
-        raise ValueError(f"attribution.quantity: expected one of {', '.join(QUANTITIES)}, got {quantity!r}")
+        raise ConfigError(f"attribution.quantity: expected one of {', '.join(QUANTITIES)}, got {quantity!r}")
     labels = batch["labels"]
     causal = is_causal(model)
     # The token whose logit each output position gives: the next token (causal) or the target token (seq2seq).
@@ -170,7 +171,8 @@ def _gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     return embeds.detach(), embeds.grad
 
 
-def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor], cfg: AttributionConfig | None = None) -> torch.Tensor:
+def saliency(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+             cfg: AttributionConfig | None = None) -> torch.Tensor:
     """The paper's saliency: L1 norm over embedding dims of the gradient of the mean target logit (`quantity`)."""
     with frozen(model):
         _, grad = _gradient(model, batch, _quantity(cfg))
@@ -199,7 +201,7 @@ def _step_reduce(method: str, cfg: AttributionConfig | None) -> StepReduce:
         return lambda grad, embeds: grad.float().norm(p=p, dim=-1)
     if method == "input_x_gradient":
         return lambda grad, embeds: (grad.float() * embeds.float()).sum(-1).abs()
-    raise ValueError(f"attribution.order: aligned needs per-target-token scores, which {method!r} does not give; "
+    raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method!r} does not give; "
                      f"expected one of {', '.join(STEP_METHODS)} (or occlusion)")
 
 
@@ -272,7 +274,8 @@ def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str)
     if kind == "zero":
         base = torch.zeros_like(embeds)
     else:
-        base = model.get_input_embeddings()(torch.full_like(batch["input_ids"], model.config.pad_token_id or 0)).detach()
+        pad = torch.full_like(batch["input_ids"], model.config.pad_token_id or 0)
+        base = model.get_input_embeddings()(pad).detach()
     if is_causal(model):
         base = torch.where((batch["labels"] == -100).unsqueeze(-1), base, embeds)
     return base

@@ -1,6 +1,6 @@
 """Data: one Example type, JSONL storage and the task sources that produce examples.
 
-    splits = build_splits(cfg.data)        # {"teacher_train": [...], "student_train": [...], "valid": [...], "test": [...]}
+    splits = build_splits(cfg.data)   # {"teacher_train": [...], "student_train": [...], "valid": [...], "test": [...]}
 """
 
 from attrdistill.data.example import SPLITS, Example, read_jsonl, write_jsonl

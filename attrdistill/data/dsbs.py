@@ -4,7 +4,6 @@
     test = load_dsbs(root, "cqa", "test")              # list[Example]; .rationale = parsed PaLM CoT rationale
     test[0].human                                      # CoS-E span as word indices into words(test[0].input)
     train, valid = train_valid_split(load_dsbs(root, "cqa", "train"))   # DSbS's 90/10 split (seed 0)
-    spans = human_rationales(root, "cqa", "test")      # {id: CoS-E extractive explanation}
     available_splits(root, "anli1")                    # ["valid", "test"]
 
 Layout (see README.md next to the data): `<root>/<name>/<name>_<split>.json` is JSON Lines, and
@@ -24,6 +23,7 @@ from typing import Any
 
 from attrdistill.data.example import Example, read_jsonl_lines
 from attrdistill.data.highlights import span_word_indices
+from attrdistill.errors import DataError
 
 NAMES = ("cqa", "svamp", "anli1", "esnli")
 NLI_LABELS = ("entailment", "neutral", "contradiction")   # DSbS's mapping of the gold ints 0, 1, 2
@@ -40,10 +40,10 @@ _MISSING_HINTS = {
     ("anli1", "train"): "ANLI R1 train is not in the DSbS release. Load it from the Hugging Face hub: set "
                         "data.loader: hub in the config (facebook/anli, train_r1); its PaLM "
                         "rationales anli1/llm/train_CoT_0..3.json are listed in DROPPED_FILES.tsv.",
-    ("esnli", "train"): "e-SNLI train is not in the DSbS release. Load it from the Hugging Face hub (data.loader: hub), "
-                        "or from the e-SNLI CSV files esnli_train_1.csv and esnli_train_2.csv "
-                        "(github.com/OanaMariaCamburu/e-SNLI; data.loader: esnli_csv, data.path: their folder); its PaLM "
-                        "rationales esnli/llm/train_CoT_0..99.json are listed in DROPPED_FILES.tsv.",
+    ("esnli", "train"): "e-SNLI train is not in the DSbS release. Load it from the Hugging Face hub "
+                        "(data.loader: hub), or from the e-SNLI CSV files esnli_train_1.csv and esnli_train_2.csv "
+                        "(github.com/OanaMariaCamburu/e-SNLI; data.loader: esnli_csv, data.path: their folder); "
+                        "its PaLM rationales esnli/llm/train_CoT_0..99.json are listed in DROPPED_FILES.tsv.",
     ("cqa", "valid"): "CQA has no valid split in the DSbS release; DSbS makes one with "
                       "train_valid_split(load_dsbs(root, 'cqa', 'train')).",
     ("svamp", "valid"): "SVAMP has no valid split in the DSbS release; DSbS makes one with "
@@ -108,12 +108,12 @@ def parse_llm_output(name: str, text: str) -> tuple[str, str]:
 
 def _check_name(name: str) -> None:
     if name not in NAMES:
-        raise ValueError(f"unknown DSbS dataset {name!r}; expected one of {', '.join(NAMES)}")
+        raise DataError(f"unknown DSbS dataset {name!r}; expected one of {', '.join(NAMES)}")
 
 
 def _check_split(split: str) -> None:
     if not isinstance(split, str) or not _SPLIT_RE.fullmatch(split):
-        raise ValueError(f"invalid split name {split!r}")
+        raise DataError(f"invalid split name {split!r}")
 
 
 def available_splits(root: Path, name: str) -> list[str]:
@@ -147,7 +147,7 @@ def _llm_files(root: Path, name: str, split: str) -> list[Path]:
             numbered[int(m.group(1))] = p
     if numbered and sorted(numbered) != list(range(len(numbered))):
         # A gap would shift every later completion onto the wrong example.
-        raise ValueError(f"{folder}: {split}_CoT_<i>.json files are not numbered 0..n-1: {sorted(numbered)}")
+        raise DataError(f"{folder}: {split}_CoT_<i>.json files are not numbered 0..n-1: {sorted(numbered)}")
     return [numbered[i] for i in sorted(numbered)]
 
 
@@ -163,9 +163,9 @@ def load_llm_outputs(root: Path, name: str, split: str) -> list[str] | None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+            raise DataError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
         if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
-            raise ValueError(f"{path}: expected a JSON array of strings")
+            raise DataError(f"{path}: expected a JSON array of strings")
         outputs.extend(data)
     return outputs
 
@@ -175,7 +175,7 @@ def load_llm_outputs(root: Path, name: str, split: str) -> list[str] | None:
 
 def _nli_label(value: Any, where: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(NLI_LABELS):
-        raise ValueError(f"{where}: NLI label must be 0, 1 or 2, got {value!r}")
+        raise DataError(f"{where}: NLI label must be 0, 1 or 2, got {value!r}")
     return NLI_LABELS[value]
 
 
@@ -189,13 +189,13 @@ def format_example(name: str, row: dict[str, Any], ex_id: str, nli_format: str =
     text_fields = {"cqa": ("question", "answer"), "svamp": ("input", "label")}.get(name, ("premise", "hypothesis"))
     empty = [f for f in text_fields if not isinstance(row[f], str) or not row[f].strip()]
     if empty:
-        raise ValueError(f"{where}: empty or non-text field(s) {', '.join(empty)}")
+        raise DataError(f"{where}: empty or non-text field(s) {', '.join(empty)}")
     if name == "cqa":
         choices = row["choices"]
         if not isinstance(choices, list) or len(choices) != 5:
-            raise ValueError(f"{where}: expected 5 answer choices, got {choices!r}")
+            raise DataError(f"{where}: expected 5 answer choices, got {choices!r}")
         if row["answer"] not in choices:
-            raise ValueError(f"{where}: answer {row['answer']!r} is not one of its choices {choices!r}")
+            raise DataError(f"{where}: answer {row['answer']!r} is not one of its choices {choices!r}")
         options = "\n".join(f"({letter}) {c}" for letter, c in zip("abcde", choices))
         text = f"{row['question']}\nAnswer Choices:\n{options}"
         span = row.get("extractive_explanation")
@@ -227,8 +227,13 @@ def _rows(root: Path, name: str, split: str) -> tuple[Path, list[tuple[int, dict
     for line_no, row in rows:
         missing = [k for k in _REQUIRED[name] if k not in row]
         if missing:
-            raise ValueError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
+            raise DataError(f"{path}:{line_no}: missing field(s) {', '.join(missing)}")
     return path, rows
+
+
+def split_size(root: Path, name: str, split: str) -> int:
+    """Rows of one split (each read and checked for its fields)."""
+    return len(_rows(root, name, split)[1])
 
 
 def _row_id(name: str, split: str, index: int, row: dict[str, Any]) -> str:
@@ -238,7 +243,7 @@ def _row_id(name: str, split: str, index: int, row: dict[str, Any]) -> str:
     return f"{name}-{split}-{index}"
 
 
-def load_dsbs(root: Path, name: str, split: str, nli_format: str = "eos") -> list[Example]:
+def load_dsbs(root: Path, name: str, split: str, nli_format: str = "eos", first: int = 0) -> list[Example]:
     """The examples of one DSbS split, with the parsed LLM rationale when the split has llm files.
 
     nli_format (anli1, esnli only): "eos" gives DSbS's `premise + "</s>" + hypothesis`, "text" gives
@@ -246,15 +251,15 @@ def load_dsbs(root: Path, name: str, split: str, nli_format: str = "eos") -> lis
     ValueError for malformed files (naming file and line) or llm files that do not match the rows.
     """
     if nli_format not in NLI_FORMATS:
-        raise ValueError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
+        raise DataError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
     path, rows = _rows(root, name, split)
     examples = [format_example(name, row, _row_id(name, split, i, row), nli_format, f"{path}:{line_no}")
-                for i, (line_no, row) in enumerate(rows)]
+                for i, (line_no, row) in enumerate(rows[:first] if first else rows)]
     outputs = load_llm_outputs(root, name, split)
     if outputs is not None:
-        if len(outputs) != len(examples):
-            raise ValueError(f"{Path(root) / name / 'llm'}: {len(outputs)} {split}_CoT completions for "
-                             f"{len(examples)} rows of {path}; alignment is positional, so they must match")
+        if len(outputs) != len(rows):
+            raise DataError(f"{Path(root) / name / 'llm'}: {len(outputs)} {split}_CoT completions for "
+                             f"{len(rows)} rows of {path}; alignment is positional, so they must match")
         for ex, text in zip(examples, outputs):
             ex.rationale = parse_llm_output(name, text)[0]
     return examples
@@ -266,28 +271,14 @@ def llm_labels(root: Path, name: str, split: str) -> list[str] | None:
     return None if outputs is None else [parse_llm_output(name, text)[1] for text in outputs]
 
 
-def human_rationales(root: Path, name: str, split: str) -> dict[str, str]:
-    """{example id: CoS-E extractive explanation} of a CQA split (human-highlighted span of the question)."""
-    if name != "cqa":
-        raise ValueError(f"human_rationales: only cqa has extractive human rationales in the DSbS release, "
-                         f"not {name!r}")
-    path, rows = _rows(root, name, split)
-    out: dict[str, str] = {}
-    for i, (line_no, row) in enumerate(rows):
-        if "extractive_explanation" not in row:
-            raise ValueError(f"{path}:{line_no}: missing field extractive_explanation")
-        out[_row_id(name, split, i, row)] = row["extractive_explanation"]
-    return out
-
-
 def train_valid_split(examples: list[Example], fraction: float = 0.1,
                       seed: int = 0) -> tuple[list[Example], list[Example]]:
     """(train, valid) exactly as DSbS's `Dataset.train_test_split(test_size=fraction, seed=seed)`, order included."""
     if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be strictly between 0 and 1, got {fraction}")
+        raise DataError(f"fraction must be strictly between 0 and 1, got {fraction}")
     if len(examples) < 2:
-        raise ValueError(f"train_valid_split needs at least 2 examples, got {len(examples)}")
-    import datasets   # slow to import; only this function needs it
+        raise DataError(f"train_valid_split needs at least 2 examples, got {len(examples)}")
+    import datasets  # slow to import; only this function needs it
 
     # The permutation depends only on the row count and seed, so an index column is enough.
     parts = datasets.Dataset.from_list([{"i": i} for i in range(len(examples))]).train_test_split(

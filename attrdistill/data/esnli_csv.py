@@ -23,6 +23,7 @@ from pathlib import Path
 from attrdistill.data.dsbs import EOS, NLI_FORMATS, NLI_LABELS, format_example
 from attrdistill.data.example import Example, read_text
 from attrdistill.data.highlights import words_in_spans
+from attrdistill.errors import DataError
 
 FILES = {"train": ("esnli_train_1.csv", "esnli_train_2.csv"), "valid": ("esnli_dev.csv",),
          "test": ("esnli_test.csv",)}
@@ -42,7 +43,7 @@ def starred_spans(marked: str, sentence: str, where: str) -> list[tuple[int, int
     starred = [len(t) >= 2 and t.startswith("*") and t.endswith("*") for t in marked_tokens]
     plain = [t[1:-1] if s else t for t, s in zip(marked_tokens, starred)]
     if plain != [t.group() for t in tokens]:
-        raise ValueError(f"{where}: marked sentence {marked!r} without its stars is not the sentence {sentence!r}")
+        raise DataError(f"{where}: marked sentence {marked!r} without its stars is not the sentence {sentence!r}")
     return [t.span() for t, s in zip(tokens, starred) if s]
 
 
@@ -64,7 +65,7 @@ def _read(path: Path, columns: list[str]) -> list[tuple[int, dict[str, str]]]:
         header = reader.fieldnames or []
         missing = [c for c in columns if c not in header]
         if missing:
-            raise ValueError(f"{path}:1: missing column(s) {', '.join(missing)} (header has {', '.join(header)})")
+            raise DataError(f"{path}:1: missing column(s) {', '.join(missing)} (header has {', '.join(header)})")
         line = reader.line_num + 1
         for row in reader:
             out.append((line, row))   # a quoted field may span lines, so the record starts where the last ended
@@ -80,11 +81,11 @@ def load_esnli_csv(folder: Path, split: str, nli_format: str = "eos", annotator:
     entailment/neutral/contradiction, or a marked sentence that does not match its sentence.
     """
     if split not in FILES:
-        raise ValueError(f"unknown e-SNLI split {split!r}; expected one of {', '.join(FILES)}")
+        raise DataError(f"unknown e-SNLI split {split!r}; expected one of {', '.join(FILES)}")
     if nli_format not in NLI_FORMATS:
-        raise ValueError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
+        raise DataError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
     if annotator not in ANNOTATORS:
-        raise ValueError(f"annotator must be one of {', '.join(map(str, ANNOTATORS))}, got {annotator!r}")
+        raise DataError(f"annotator must be one of {', '.join(map(str, ANNOTATORS))}, got {annotator!r}")
     folder = Path(folder)
     paths = [folder / name for name in FILES[split]]
     absent = [p.name for p in paths if not p.is_file()]
@@ -100,7 +101,7 @@ def load_esnli_csv(folder: Path, split: str, nli_format: str = "eos", annotator:
             where = f"{path}:{line}"
             gold = row["gold_label"]
             if gold not in NLI_LABELS:
-                raise ValueError(f"{where}: gold_label must be one of {', '.join(NLI_LABELS)}, got {gold!r}")
+                raise DataError(f"{where}: gold_label must be one of {', '.join(NLI_LABELS)}, got {gold!r}")
             premise, hypothesis = row["Sentence1"], row["Sentence2"]
             ex = format_example("esnli", {"premise": premise, "hypothesis": hypothesis,
                                           "label": NLI_LABELS.index(gold)}, row["pairID"], nli_format, where)

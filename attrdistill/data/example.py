@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from attrdistill.errors import DataError
 from attrdistill.store import atomic_open
 
 SPLITS = ("teacher_train", "student_train", "valid", "test")
@@ -40,7 +41,7 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise ValueError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
                          "save the file as UTF-8") from None
 
 
@@ -54,9 +55,9 @@ def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
         if not isinstance(row, dict):
-            raise ValueError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            raise DataError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
         rows.append((n, row))
     return rows
 
@@ -71,6 +72,6 @@ def read_examples(path: Path) -> list[Example]:
     for n, row in read_jsonl_lines(path):
         missing = {"id", "input", "label"} - set(row)
         if missing:
-            raise ValueError(f"{path}:{n}: missing field(s) {', '.join(sorted(missing))}")
+            raise DataError(f"{path}:{n}: missing field(s) {', '.join(sorted(missing))}")
         out.append(Example(**{k: v for k, v in row.items() if k in fields}))
     return out

@@ -28,6 +28,7 @@ from typing import Any
 
 from attrdistill.data.dsbs import NAMES, NLI_FORMATS, format_example
 from attrdistill.data.example import Example
+from attrdistill.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,12 @@ _OPTIONAL = {"cqa": ("extractive_explanation",), "svamp": ("ID",), "anli1": (), 
 def hub_source(name: str, split: str) -> tuple[str, str | None, str]:
     """(hub id, config, hub split) that `load_hub` reads for one of our splits by default."""
     if name not in NAMES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
+        raise DataError(f"unknown dataset {name!r}; expected one of {', '.join(NAMES)}")
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise DataError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     hub_id, config, splits = _HUB[name]
     if split not in splits:
-        raise ValueError(f"{name} has no {split} split on the hub ({hub_id} has {', '.join(splits.values())}); "
+        raise DataError(f"{name} has no {split} split on the hub ({hub_id} has {', '.join(splits.values())}); "
                          f"DSbS makes one with train_valid_split(load_hub({name!r}, 'train')).")
     return hub_id, config, splits[split]
 
@@ -66,12 +67,12 @@ def has_split(name: str, split: str) -> bool:
 
 
 def _load_split(hub_id: str, config: str | None, hub_split: str) -> Any:
-    import datasets   # slow to import; only loading needs it
+    import datasets  # slow to import; only loading needs it
 
     if (Path(hub_id) / "dataset_dict.json").is_file():   # a DatasetDict.save_to_disk folder (tests, offline copies)
         saved = datasets.load_from_disk(hub_id)
         if hub_split not in saved:
-            raise ValueError(f"{hub_id}: no split {hub_split!r}; splits present: {', '.join(saved) or 'none'}")
+            raise DataError(f"{hub_id}: no split {hub_split!r}; splits present: {', '.join(saved) or 'none'}")
         return saved[hub_split]
     try:
         return datasets.load_dataset(hub_id, config, split=hub_split)
@@ -82,14 +83,14 @@ def _load_split(hub_id: str, config: str | None, hub_split: str) -> Any:
             present = ", ".join(datasets.get_dataset_split_names(hub_id, config))
         except Exception:   # listing needs the hub too; the original message still says what went wrong
             present = f"unknown ({e})"
-        raise ValueError(f"{hub_id}: no split {hub_split!r}; splits present: {present}") from None
+        raise DataError(f"{hub_id}: no split {hub_split!r}; splits present: {present}") from None
 
 
 def _rows(data: Any, name: str, where: str) -> list[dict[str, Any]]:
     """The needed columns as one dict per row (column-wise reads: row-wise iteration is slow on e-SNLI's 550k)."""
     missing = [c for c in _COLUMNS[name] if c not in data.column_names]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(_COLUMNS[name])} "
+        raise DataError(f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(_COLUMNS[name])} "
                          f"(columns present: {', '.join(data.column_names)})")
     keep = [c for c in _COLUMNS[name] + _OPTIONAL[name] if c in data.column_names]
     columns = data.select_columns(keep).to_dict()
@@ -105,7 +106,7 @@ def load_hub(name: str, split: str, hub_id: str | None = None, nli_format: str =
     hub lacks, a missing split or column (naming the source and what is present) or a bad label.
     """
     if nli_format not in NLI_FORMATS:
-        raise ValueError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
+        raise DataError(f"nli_format must be one of {', '.join(NLI_FORMATS)}, got {nli_format!r}")
     default_id, config, hub_split = hub_source(name, split)
     source = hub_id or default_id
     data = _load_split(source, config if source == default_id else None, hub_split)

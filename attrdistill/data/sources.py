@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import Example, read_jsonl_lines, read_text
+from attrdistill.errors import DataError
 from attrdistill.words import words
 
 
@@ -28,11 +30,11 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         train, test = (paper_split(cfg, s) for s in ("train", "test"))
         valid = paper_split(cfg, "valid")
     elif cfg.source == "files":
-        fields = (cfg.input_field, cfg.label_field, cfg.rationale_field)
+        fields = (cfg.input_field, cfg.label_field, cfg.rationale_field, cfg.decisive_field, cfg.human_field)
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
     else:
-        raise ValueError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
+        raise DataError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
                          f"{', '.join(dsbs.NAMES)}")
     if valid is None:   # as DSbS does for CQA and SVAMP
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
@@ -47,13 +49,13 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
 def check_split(examples: list[Example], where: str) -> None:
     """Refuse an empty split, an empty input or label, or a repeated id (ids key rationales and predictions)."""
     if not examples:
-        raise ValueError(f"{where}: the split is empty")
+        raise DataError(f"{where}: the split is empty")
     seen: set[str] = set()
     for ex in examples:
         if not ex.input.strip() or not ex.label.strip():
-            raise ValueError(f"{where}: example {ex.id!r} has an empty {'input' if not ex.input.strip() else 'label'}")
+            raise DataError(f"{where}: example {ex.id!r} has an empty {'input' if not ex.input.strip() else 'label'}")
         if ex.id in seen:
-            raise ValueError(f"{where}: id {ex.id!r} occurs more than once; ids must be unique within a split")
+            raise DataError(f"{where}: id {ex.id!r} occurs more than once; ids must be unique within a split")
         seen.add(ex.id)
 
 
@@ -73,9 +75,10 @@ def paper_split(cfg: DataConfig, split: str) -> list[Example] | None:
     return dsbs.load_dsbs(root, cfg.source, split, cfg.nli_format)
 
 
-def read_table(path: Path, input_field: str = "input", label_field: str = "label",
-               rationale_field: str | None = None) -> list[Example]:
-    """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields."""
+def read_table(path: Path, input_field: str = "input", label_field: str = "label", rationale_field: str | None = None,
+               decisive_field: str | None = None, human_field: str | None = None) -> list[Example]:
+    """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields,
+    and optionally the label's decisive words and human-highlighted words (see `word_indices`)."""
     if path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
         rows, start = [], 2   # line 1 is the header; a quoted field may span lines, so count from the reader
@@ -85,21 +88,59 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
     elif path.suffix in (".jsonl", ".json"):
         rows = read_jsonl_lines(path)
     else:
-        raise ValueError(f"{path}: expected a .jsonl or .csv file")
+        raise DataError(f"{path}: expected a .jsonl or .csv file")
     out, first_line = [], {}
     for n, row in rows:
         missing = [f for f in (input_field, label_field) if not str(row.get(f) or "").strip()]
         if missing:
-            raise ValueError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
         ex_id = str(row.get("id", f"{path.stem}-{n}"))
         if ex_id in first_line:
-            raise ValueError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
+            raise DataError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
         first_line[ex_id] = n
         rationale = str(row.get(rationale_field) or "") if rationale_field else None
-        out.append(Example(id=ex_id, input=str(row[input_field]),
-                           label=str(row[label_field]), rationale=rationale))
+        text = str(row[input_field])
+        marked = {f: word_indices(row.get(f), text, f"{path}:{n}: field {f!r}") if f else None
+                  for f in (decisive_field, human_field)}
+        human = marked[human_field] if human_field else None
+        out.append(Example(id=ex_id, input=text, label=str(row[label_field]), rationale=rationale,
+                           decisive=marked[decisive_field] if decisive_field else None,
+                           human=sorted(set(human)) if human is not None else None))
     if not out:
-        raise ValueError(f"{path}: no examples (the file has no rows)")
+        raise DataError(f"{path}: no examples (the file has no rows)")
+    return out
+
+
+def word_indices(value: object, text: str, where: str) -> list[int]:
+    """Indices into words(text) of marked words, given as a list of indices or of the words themselves (JSON, or in
+    a CSV cell a JSON list or 'w1, w2'); a word given twice takes its next occurrence. Order is kept."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise DataError(f"{where}: not a valid JSON list: {value[:60]!r}") from None
+        else:
+            value = [w.strip() for w in value.split(",") if w.strip()]
+    if value is None:
+        raise DataError(f"{where}: missing (expected a list of word indices or words)")
+    if not isinstance(value, list):
+        raise DataError(f"{where}: expected a list of word indices or words, got {type(value).__name__}")
+    ws = words(text)
+    out: list[int] = []
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 0 <= item < len(ws):
+                raise DataError(f"{where}: word index {item} is outside the input's {len(ws)} words")
+            out.append(item)
+        elif isinstance(item, str):
+            found = [i for i, w in enumerate(ws) if w.lower() == item.strip().lower() and i not in out]
+            if not found:
+                raise DataError(f"{where}: the word {item!r} is not in the input (or not that often)")
+            out.append(found[0])
+        else:
+            raise DataError(f"{where}: expected word indices or words, got {item!r}")
     return out
 
 
@@ -112,17 +153,27 @@ def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, inp
     else:
         name, root = (path.name, path.parent) if path.is_dir() and loader == "dsbs" else (source, dsbs_root)
         if name not in dsbs.NAMES:
-            raise ValueError(f"{source}: expected a dataset name ({', '.join(dsbs.NAMES)}), a DSbS folder or a "
+            raise DataError(f"{source}: expected a dataset name ({', '.join(dsbs.NAMES)}), a DSbS folder or a "
                              ".jsonl/.csv file")
         cfg = DataConfig(source=name, path=str(root), loader=loader, hub_id=hub_id)
-        names = dsbs.available_splits(root, name) if loader == "dsbs" else [
-            s for s in ("train", "valid", "test") if loader == "esnli_csv" or hub.has_split(name, s)]
+        if loader == "dsbs":   # every row is read and checked; only the examples shown are formatted
+            names = dsbs.available_splits(root, name)
+            sizes = {s: dsbs.split_size(root, name, s) for s in names}
+            chosen = split or names[0]
+            if chosen not in sizes:
+                raise DataError(f"--split {chosen}: expected one of {', '.join(sizes)}")
+            return _shown(sizes, chosen, dsbs.load_dsbs(root, name, chosen, first=max(n, 1))[:n])
+        names = [s for s in ("train", "valid", "test") if loader == "esnli_csv" or hub.has_split(name, s)]
         splits = {s: paper_split(cfg, s) for s in names}
-    lines = ["split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())]
     chosen = split or next(iter(splits))
     if chosen not in splits:
-        raise ValueError(f"--split {chosen}: expected one of {', '.join(splits)}")
-    for ex in splits[chosen][:n]:
+        raise DataError(f"--split {chosen}: expected one of {', '.join(splits)}")
+    return _shown({k: len(v) for k, v in splits.items()}, chosen, splits[chosen][:n])
+
+
+def _shown(sizes: dict[str, int], chosen: str, examples: list[Example]) -> str:
+    lines = ["split sizes: " + ", ".join(f"{k} {v}" for k, v in sizes.items())]
+    for ex in examples:
         lines += ["", f"[{chosen}] {ex.id}", f"input: {ex.input!r}", f"label: {ex.label!r}"]
         if ex.rationale is not None:
             lines.append(f"rationale: {ex.rationale!r}")
