@@ -22,12 +22,9 @@ from typing import Any
 
 import yaml
 
+from attrdistill.errors import ConfigError
 from attrdistill.paper import SETTINGS
 from attrdistill.students import parse_variant, variants_doc
-
-
-class ConfigError(ValueError):
-    """A config file or override that does not fit the schema; the message names the field."""
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -48,11 +45,12 @@ class DataConfig:
                                 "or 'files' (your own .jsonl/.csv, see train_file).")
     path: str = _f("../shared/data/dsbs", "DSbS release folder (holds cqa/, svamp/, anli1/, esnli/).")
     loader: str = _f("dsbs", "Where a paper dataset comes from: dsbs (the release at data.path), hub (the `datasets` "
-                             "library by hub name, see data.hub_id) or esnli_csv (esnli only: the e-SNLI CSV files with "
-                             "human highlights, in the folder data.path).")
+                             "library by hub name, see data.hub_id) or esnli_csv (esnli only: the e-SNLI CSV files "
+                             "with human highlights, in the folder data.path).")
     hub_id: str | None = _f(None, "loader hub: a hub id, or a DatasetDict.save_to_disk folder, instead of the default "
                                   "(cos_e v1.11, ChilleD/SVAMP, facebook/anli, esnli).")
-    nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... Hypothesis: ...).")
+    nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... "
+                                "Hypothesis: ...).")
     limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
     eval_limit: int = _f(0, "Real data: keep only the first N validation and test examples (0 = as data.limit).")
     train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
@@ -61,8 +59,15 @@ class DataConfig:
     input_field: str = _f("input", "source 'files': the column holding the input text.")
     label_field: str = _f("label", "source 'files': the column holding the label.")
     rationale_field: str | None = _f(None, "source 'files': optional column of given rationales (the dsbs variant).")
+    decisive_field: str | None = _f(None, "source 'files': optional column of the words that decide each label, "
+                                          "in label order (the oracle variant, recall@k): a list of word indices "
+                                          "(0-based, attrdistill's word split) or of the words themselves, as JSON "
+                                          "(a CSV cell may also hold 'w1, w2').")
+    human_field: str | None = _f(None, "source 'files': optional column of human-highlighted words (the human "
+                                       "variant, agreement with human highlights), given as decisive_field.")
     n_teacher_train: int = _f(6000, "Builtin task: examples the teacher is fine-tuned on.")
-    n_student_train: int = _f(300, "Builtin task: examples the students learn from (the low-data regime).")
+    n_student_train: int = _f(200, "Builtin task: examples the students learn from (the low-data regime: at 300 a "
+                                   "label-only student trained to a plateau already reaches ~97% on validation).")
     n_valid: int = _f(300, "Builtin task: validation examples (checkpoint selection).")
     n_test: int = _f(500, "Builtin task: test examples (reported accuracy).")
     seed: int = _f(0, "Seed of the data generator (and of any data shuffling).")
@@ -94,8 +99,15 @@ class ModelConfig:
                                  "model brings its own (seq2seq or causal LM, detected from its config).")
     gguf_file: str | None = _f(None, "A .gguf file of a causal LM (a path, or a file name inside `model`), loaded "
                                      "dequantized through transformers (needs the gguf package).")
+    init: str = _f("model", "Where the weights start: model (the pretrained `model` / `gguf_file`, or from scratch "
+                            "at the size fields below) or, for the student only, teacher: this run's fine-tuned "
+                            "teacher, with blocks dropped by keep_every or keep_blocks (prune, then distill: "
+                            "DistilBERT, Minitron); its tokenizer comes along.")
     keep_every: int = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` "
                             "(1 = all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
+    keep_blocks: list[int] = _f([], "Pretrained or teacher start: the transformer blocks to keep, by index in "
+                                    "increasing order (e.g. [0, 10, 20, 29]; T5 needs block 0, which holds the "
+                                    "position bias); [] = keep_every decides.")
     d_model: int = _f(128, "From-scratch model: hidden size.")
     d_ff: int = _f(512, "From-scratch model: feed-forward size.")
     num_layers: int = _f(2, "From-scratch model: layers (a T5's decoder has as many as its encoder).")
@@ -150,7 +162,7 @@ class AttributionConfig:
 
 @dataclass
 class DistillConfig:
-    variants: list[str] = _f(["standard", "random", "saliency", "oracle"], variants_doc())
+    variants: list[str] = _f(["standard", "kd", "saliency", "match:occlusion"], variants_doc())
     rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
     kd_alpha: float = _f(0.5, "kd: alpha in L_label = (1 - alpha) CE + alpha T^2 D(p_teacher^T || p_student^T).")
     kd_temperature: float = _f(2.0, "kd: softmax temperature T of both distributions.")
@@ -160,9 +172,11 @@ class DistillConfig:
     match_weight: float = _f(1.0, "match: mu in L = L_label + mu * KL(teacher word scores || student saliency).")
     kd_top_k: int = _f(16, "kd: teacher logits kept per target token (plus the rest's mass); the vocabulary size "
                            "gives exact KD.")
-    format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target "
-                                 "'w1, w2, ..., so the answer is X' (the answer is read after the last "
-                                 "'so the answer is').")
+    format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target, "
+                                 "rationale first, 'w1, w2, ..., so the answer is X' (the answer is read after the "
+                                 "last 'so the answer is'); label_first: one target 'X, because w1, w2, ...' (the "
+                                 "answer is read before the first 'because'; Wadhwa et al. 2024 found label first "
+                                 "better).")
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
 
 
@@ -190,10 +204,11 @@ class RunConfig:
     name: str = _f("default", "Run name; the run directory is runs/<name> unless --out is given.")
     data: DataConfig = _f(DataConfig(), "Which task and how much of it.")
     teacher: ModelConfig = _f(ModelConfig(d_model=128, d_ff=512, num_layers=2, num_heads=4,
-                                          train=TrainConfig(max_steps=600, eval_steps=200)),
+                                          train=TrainConfig(max_steps=500, eval_steps=250)),
                               "The teacher model and its fine-tuning.")
     student: ModelConfig = _f(ModelConfig(d_model=64, d_ff=256, num_layers=2, num_heads=4,
-                                          train=TrainConfig(max_steps=500, eval_steps=100)),
+                                          train=TrainConfig(batch_size=16, max_steps=800, eval_steps=100,
+                                                            patience=3)),
                               "The student model and its training (shared by every variant).")
     attribution: AttributionConfig = _f(AttributionConfig(), "How the teacher's rationales are computed.")
     distill: DistillConfig = _f(DistillConfig(), "Which students to train.")
@@ -201,6 +216,10 @@ class RunConfig:
     analysis: AnalysisConfig = _f(AnalysisConfig(), "The paper's analyses and rationale-quality measures.")
     paper: str | None = _f(None, "Paper setting '<dataset>/<student model>' (e.g. cqa/t5-small) whose published "
                                  "accuracies the report prints beside the measured ones.")
+    report_to: list[str] = _f([], "Experiment tracking of every training run through transformers' Trainer, e.g. "
+                                  "[tensorboard] (event files in <model folder>/checkpoints/runs), [wandb] or "
+                                  "[mlflow] (their package installed); [] = none. Changes no result, so no stage "
+                                  "reruns for it.")
 
 
 CHOICES = {
@@ -210,6 +229,8 @@ CHOICES = {
     "teacher.dtype": ("float32", "bfloat16", "float16"),
     "teacher.architecture": ("t5", "llama"),
     "student.architecture": ("t5", "llama"),
+    "teacher.init": ("model",),
+    "student.init": ("model", "teacher"),
     "student.dtype": ("float32", "bfloat16", "float16"),
     "attribution.aggregation": ("sum", "max", "mean"),
     "attribution.order": ("score", "position", "aligned"),
@@ -220,7 +241,7 @@ CHOICES = {
     "attribution.target": ("gold", "prediction"),
     "attribution.norm": ("l1", "l2"),
     "attribution.ig_baseline": ("zero", "pad"),
-    "distill.format": ("two_task", "single"),
+    "distill.format": ("two_task", "single", "label_first"),
     "distill.kd_divergence": ("forward_kl", "reverse_kl", "jsd"),
 }
 METHODS = CHOICES["attribution.method"]
@@ -297,8 +318,8 @@ def _model_problem(model: str | None) -> str | None:
 
 
 def pretrained(m: ModelConfig) -> bool:
-    """Whether a role starts from given weights (a model, or a GGUF file) rather than from scratch."""
-    return bool(m.model or m.gguf_file)
+    """Whether a role starts from given weights (a model, a GGUF file, the run's teacher), not from scratch."""
+    return bool(m.model or m.gguf_file) or m.init == "teacher"
 
 
 def gguf_path(m: ModelConfig) -> Path | None:
@@ -337,7 +358,7 @@ def validate(cfg: RunConfig) -> RunConfig:
             variant = parse_variant(v, METHODS)
         except ValueError as e:
             raise ConfigError(f"distill.variants: {e}") from None
-        if variant.objective == "kd" and cfg.distill.format == "single":
+        if variant.objective == "kd" and cfg.distill.format != "two_task":
             raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format mixes "
                               "with the rationale's; use distill.format: two_task")
     if not 0 <= cfg.distill.kd_alpha <= 1 or not 0 < cfg.distill.kd_beta < 1:
@@ -356,7 +377,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
     _validate_attribution(cfg)
-    positive = ["distill.kd_temperature", "distill.kd_top_k", "attribution.k", "attribution.batch_size", "attribution.shard_size", "attribution.ig_steps",
+    positive = ["distill.kd_temperature", "distill.kd_top_k", "attribution.k", "attribution.batch_size",
+                "attribution.shard_size", "attribution.ig_steps",
                 "attribution.ig_internal_batch_size", "eval.batch_size", "eval.max_new_tokens",
                 "data.n_student_train", "data.n_valid", "data.n_test", "data.n_teacher_train"]
     for role in ("teacher", "student"):
@@ -377,11 +399,13 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key in ("train_file", "test_file") + (("valid_file",) if cfg.data.valid_file else ()):
             value = getattr(cfg.data, key)
             if not value or not Path(value).is_file():
-                raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', got {value!r}")
+                raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', "
+                                  f"got {value!r}")
     if cfg.distill.match_weight < 0:
         raise ConfigError(f"distill.match_weight: expected a value >= 0 (mu), got {cfg.distill.match_weight}")
     if cfg.distill.rationale_weight < 0:
-        raise ConfigError(f"distill.rationale_weight: expected a value >= 0 (lambda), got {cfg.distill.rationale_weight}")
+        raise ConfigError(f"distill.rationale_weight: expected a value >= 0 (lambda), got "
+                          f"{cfg.distill.rationale_weight}")
     for role in ("teacher", "student"):
         problem = _model_problem(getattr(cfg, role).model)
         if problem:
@@ -401,6 +425,15 @@ def validate(cfg: RunConfig) -> RunConfig:
             problem = _gguf_problem(m)
             if problem:
                 raise ConfigError(f"{role}.gguf_file: {problem}")
+        if m.init == "teacher" and (m.model or m.gguf_file or m.tokenizer):
+            raise ConfigError(f"{role}.init: teacher starts from the teacher's weights and tokenizer; unset "
+                              f"{role}.model, gguf_file and tokenizer (or use init: model)")
+        if m.keep_blocks and (min(m.keep_blocks) < 0 or m.keep_blocks != sorted(set(m.keep_blocks))):
+            raise ConfigError(f"{role}.keep_blocks: expected block indices >= 0 in increasing order, got "
+                              f"{m.keep_blocks}")
+        if (m.keep_blocks or m.keep_every > 1) and not pretrained(m):
+            raise ConfigError(f"{role}.keep_every / keep_blocks: drop blocks of given weights (model, gguf_file or "
+                              "init: teacher); a from-scratch model takes num_layers")
         if not pretrained(m) and m.d_model % m.num_heads:
             raise ConfigError(f"{role}.d_model: expected a multiple of {role}.num_heads ({m.num_heads}), "
                               f"got {m.d_model}")

@@ -25,7 +25,7 @@ def launched() -> bool:
 @lru_cache(maxsize=1)
 def state() -> Any:
     import torch
-    from accelerate import PartialState   # sets up torch.distributed (gloo on CPU, nccl on GPUs)
+    from accelerate import PartialState  # sets up torch.distributed (gloo on CPU, nccl on GPUs)
     # cpu=True on a GPU-less machine, else processes started by torchrun / `accelerate launch --multi_gpu`
     # each believe they are alone.
     return PartialState(cpu=not torch.cuda.is_available())

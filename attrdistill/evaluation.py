@@ -21,12 +21,32 @@ def normalize(text: str) -> str:
     return " ".join(text.replace(" ,", ",").replace(" .", ".").split())
 
 
+# One-sequence students (distill.format): rationale first, 'w1, w2, so the answer is X' (single), or label
+# first, 'X, because w1, w2' (label_first; Wadhwa et al. 2024 found it the better placement).
 ANSWER_MARK = "so the answer is"
+RATIONALE_MARK = "because"
+_RATIONALE_MARK = re.compile(r"\s*,?\s*\bbecause\b\s*")   # word-level tokenizers decode 'X , because'
+
+
+def single_target(label: str, rationale: str, fmt: str) -> str:
+    """The one target sequence of a `single` or `label_first` student."""
+    return f"{rationale}, {ANSWER_MARK} {label}" if fmt == "single" else f"{label}, {RATIONALE_MARK} {rationale}"
 
 
 def answer_of(prediction: str) -> str:
-    """The answer part of a single-sequence output ('w1, w2, so the answer is X' -> 'X')."""
-    return prediction.rsplit(ANSWER_MARK, 1)[-1].strip() if ANSWER_MARK in prediction else prediction
+    """The answer part of a one-sequence output ('w1, w2, so the answer is X' or 'X, because w1, w2' -> 'X')."""
+    if ANSWER_MARK in prediction:
+        return prediction.rsplit(ANSWER_MARK, 1)[-1].strip()
+    mark = _RATIONALE_MARK.search(prediction)
+    return prediction[:mark.start()].strip() if mark else prediction
+
+
+def rationale_of(prediction: str) -> str:
+    """The rationale part of a one-sequence output ('' when it has none)."""
+    if ANSWER_MARK in prediction:
+        return prediction.rsplit(ANSWER_MARK, 1)[0]
+    mark = _RATIONALE_MARK.search(prediction)
+    return prediction[mark.end():] if mark else ""
 
 
 Choices = Sequence[str] | None
@@ -52,7 +72,8 @@ def svamp_match(prediction: str, label: str, choices: Choices = None) -> bool:
 
 
 def matcher(source: str) -> Matcher:
-    """How a prediction is judged: SVAMP equations by value (safe evaluator), CQA also by choice letter, others exactly."""
+    """How a prediction is judged: SVAMP equations by value (safe evaluator), CQA also by choice letter, others
+    exactly."""
     return {"svamp": svamp_match, "cqa": cqa_match}.get(source, exact_match)
 
 

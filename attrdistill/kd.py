@@ -1,7 +1,7 @@
 """Logit distillation: the teacher's sparse target-token distributions, and the divergences that use them.
 
     rows = teacher_logits(model, tok, sources, targets, top_k=16, temperature=2.0, cache=run / "kd_cache")
-    loss = kd_loss(student_logits, batch, alpha=0.5, temperature=2.0, divergence="forward_kl")
+    loss = kd_loss(target_logits, ce, batch, alpha=0.5, temperature=2.0, divergence="forward_kl")
 
 The teacher scores each target token once per train set, teacher-forced, and keeps only its top-K
 logits and the log-normaliser log sum_v exp(z_v / T) at the distillation temperature. That is all a
@@ -29,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from attrdistill.data.example import read_jsonl, write_jsonl
+from attrdistill.errors import ConfigError
 from attrdistill.features import collate, encode, is_causal, length_batches
 from attrdistill.store import crash_point, fingerprint
 
@@ -103,7 +104,7 @@ def teacher_logits(model: Any, tokenizer: Any, ids: Sequence[str], sources: Sequ
 def check_vocabularies(teacher_size: int, student_size: int) -> None:
     """Logit distillation compares distributions token by token: both models must share one vocabulary."""
     if teacher_size != student_size:
-        raise ValueError(f"distill.variants: kd needs the teacher and the student to share a vocabulary, but the "
+        raise ConfigError(f"distill.variants: kd needs the teacher and the student to share a vocabulary, but the "
                          f"teacher's has {teacher_size} entries and the student's {student_size}")
 
 
@@ -160,22 +161,17 @@ def sparse_divergence(student_logits: torch.Tensor, kd_ids: torch.Tensor, kd_log
         m = torch.logsumexp(torch.stack([p + torch.log(torch.tensor(beta)),
                                          q + torch.log(torch.tensor(1 - beta))]), 0)
         return beta * _kl(p, m) + (1 - beta) * _kl(q, m)
-    raise ValueError(f"distill.kd_divergence: expected one of {', '.join(DIVERGENCES)}, got {divergence!r}")
+    raise ConfigError(f"distill.kd_divergence: expected one of {', '.join(DIVERGENCES)}, got {divergence!r}")
 
 
-def student_target_logits(model: Any, logits: torch.Tensor, labels: torch.Tensor, width: int) -> torch.Tensor:
-    """(batch, width, V) the student's logits at its target tokens, in target order (either layout)."""
-    if is_causal(model):
-        from attrdistill.attribution.gradients import causal_target_outputs
-        logits = causal_target_outputs(logits, labels)[0]
-    return logits[:, :width]
+def kd_loss(target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torch.Tensor], alpha: float,
+            temperature: float, divergence: Divergence = "forward_kl", beta: float = 0.5) -> torch.Tensor:
+    """(1 - alpha) * ce + alpha * T^2 * (mean over the batch's target tokens of the sparse divergence).
 
-
-def kd_loss(model: Any, logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torch.Tensor], labels: torch.Tensor,
-            alpha: float, temperature: float, divergence: Divergence = "forward_kl", beta: float = 0.5) -> torch.Tensor:
-    """(1 - alpha) * ce + alpha * T^2 * (mean over the batch's target tokens of the sparse divergence)."""
+    target_logits (batch, >= width, V): the student's logits at its target tokens, in target order (a seq2seq
+    model's logits as they come, a causal model's from `training.label_loss`).
+    """
     mask = batch["kd_mask"]
-    student = student_target_logits(model, logits, labels, mask.shape[1])
-    d = sparse_divergence(student, batch["kd_ids"], batch["kd_logits"], batch["kd_log_norm"], temperature,
-                          divergence, beta)
+    d = sparse_divergence(target_logits[:, :mask.shape[1]], batch["kd_ids"], batch["kd_logits"], batch["kd_log_norm"],
+                          temperature, divergence, beta)
     return (1 - alpha) * ce + alpha * temperature ** 2 * (d * mask).sum() / mask.sum().clamp(min=1)

@@ -8,7 +8,8 @@ A pretrained model is an encoder-decoder (AutoModelForSeq2SeqLM) or a decoder-on
 (AutoModelForCausalLM), whichever its config says (`is_encoder_decoder`). `gguf_file` names a GGUF
 file (llama.cpp's format; SmolLM2 ships as one): transformers dequantizes it to a plain float model
 and reads the tokenizer from the same file. `keep_every: n` keeps transformer blocks 0, n, 2n, ...
-of a pretrained model, the usual way to start a smaller student from a teacher's weights.
+of a pretrained model (`keep_blocks` names them), the usual way to start a smaller student from
+bigger weights; `init: teacher` starts the student from the run's fine-tuned teacher itself.
 From scratch, `architecture` picks a T5 or a Llama of the configured size.
 
 Nothing here downloads unless a config names a hub id: from-scratch models use the word-level
@@ -23,12 +24,23 @@ from typing import Any, Iterable
 
 import torch
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer, LlamaConfig,
-                          LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast, T5Config,
-                          T5ForConditionalGeneration, set_seed)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSeq2SeqLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5ForConditionalGeneration,
+    set_seed,
+)
 
 from attrdistill.config import ModelConfig, gguf_path
 from attrdistill.distributed import launched, state
+from attrdistill.errors import ConfigError
 from attrdistill.words import WORD_RE
 
 log = logging.getLogger(__name__)
@@ -54,7 +66,7 @@ def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 def gguf_location(cfg: ModelConfig) -> tuple[str, str]:
     """(folder or hub id, file name) of `cfg.gguf_file`: a path alone, or a file name inside `cfg.model`."""
     if cfg.gguf_file is None:
-        raise ValueError("gguf_location: the config names no gguf_file")
+        raise ConfigError("gguf_location: the config names no gguf_file")
     path = gguf_path(cfg)
     if path is None:
         return str(cfg.model), cfg.gguf_file   # a GGUF file in a hub repository
@@ -70,7 +82,7 @@ def with_pad_token(tokenizer: Any) -> Any:
     """
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ValueError("the tokenizer has neither a pad nor an eos token; set `tokenizer` to one that has")
+            raise ConfigError("the tokenizer has neither a pad nor an eos token; set `tokenizer` to one that has")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -82,15 +94,20 @@ def load_tokenizer(cfg: ModelConfig, fallback_dir: Path | None = None) -> Any:
         return with_pad_token(AutoTokenizer.from_pretrained(folder, gguf_file=name))
     source = cfg.tokenizer or cfg.model or (str(fallback_dir) if fallback_dir else None)
     if source is None:
-        raise ValueError("no tokenizer: set model or tokenizer, or build the task's tokenizer first")
+        raise ConfigError("no tokenizer: set model or tokenizer, or build the task's tokenizer first")
     return with_pad_token(AutoTokenizer.from_pretrained(source))
 
 
-def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0) -> PreTrainedModel:
-    """Pretrained weights when `cfg.model` or `cfg.gguf_file` is set, else a model of the configured size, seeded."""
+def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0, teacher: Path | None = None) -> PreTrainedModel:
+    """Pretrained weights when `cfg.model` or `cfg.gguf_file` is set, the fine-tuned teacher saved at `teacher`
+    with `init: teacher`, else a model of the configured size, seeded; then the blocks keep_* selects."""
     set_seed(seed)
     # Trainable weights stay float32; cfg.dtype is the compute dtype (mixed precision on a GPU).
-    if cfg.gguf_file:
+    if cfg.init == "teacher":
+        if teacher is None:
+            raise ConfigError("init: teacher needs the fine-tuned teacher's folder")
+        model = _load_pretrained(teacher, torch.float32)
+    elif cfg.gguf_file:
         model = _load_gguf(cfg)
     elif cfg.model:
         model = _load_pretrained(cfg.model, torch.float32)
@@ -98,7 +115,9 @@ def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0) -> PreTrainedMod
         model = _llama(cfg, tokenizer)
     else:
         model = _t5(cfg, tokenizer)
-    if cfg.keep_every > 1:
+    if cfg.keep_blocks:
+        keep_blocks(model, cfg.keep_blocks)
+    elif cfg.keep_every > 1:
         keep_every_nth(model, cfg.keep_every)
     if model.config.pad_token_id is None:   # generation and the IG baseline read it
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -130,7 +149,7 @@ def _load_gguf(cfg: ModelConfig) -> PreTrainedModel:
     if quantizer is not None:
         # The weights are dense floats; what is left is a marker that makes Trainer refuse to train.
         if any(not p.is_floating_point() for p in model.parameters()):
-            raise ValueError(f"{name}: transformers kept the GGUF weights quantized; they cannot be fine-tuned")
+            raise ConfigError(f"{name}: transformers kept the GGUF weights quantized; they cannot be fine-tuned")
         quantizer.remove_quantization_config(model)
     return model
 
@@ -154,30 +173,45 @@ def _llama(cfg: ModelConfig, tokenizer: Any) -> PreTrainedModel:
     return LlamaForCausalLM(config)
 
 
-def _stacks(model: PreTrainedModel) -> list[tuple[Any, str]]:
+def _stacks(model: PreTrainedModel, field: str = "keep_every") -> list[tuple[Any, str]]:
     """(module, attribute) of each list of transformer blocks: T5's encoder and decoder, or a decoder's layers."""
     if model.config.is_encoder_decoder:
         if not all(hasattr(getattr(model, part, None), "block") for part in ("encoder", "decoder")):
-            raise ValueError(f"keep_every: {type(model).__name__} is not a T5-style model (encoder.block, decoder.block)")
+            raise ConfigError(f"{field}: {type(model).__name__} is not a T5-style model (encoder.block, decoder.block)")
         return [(model.encoder, "block"), (model.decoder, "block")]
     base = model.base_model
     if not isinstance(getattr(base, "layers", None), torch.nn.ModuleList):
-        raise ValueError(f"keep_every: {type(model).__name__} has no `layers` list of decoder blocks")
+        raise ConfigError(f"{field}: {type(model).__name__} has no `layers` list of decoder blocks")
     return [(base, "layers")]
 
 
 def keep_every_nth(model: PreTrainedModel, n: int) -> PreTrainedModel:
-    """Keep blocks 0, n, 2n, ... of every block stack, in place; configs and cache indices follow.
-
-    Block 0 is always kept: in T5 it holds the relative position bias that every block uses.
-    Each kept block's attention is renumbered (`layer_idx`), or the KV cache used in generation
-    would address slots of blocks that no longer exist.
-    """
+    """Keep blocks 0, n, 2n, ... of every block stack, in place (see `keep_blocks`)."""
     if n < 1:
-        raise ValueError(f"keep_every: expected n >= 1, got {n}")
-    for module, attr in _stacks(model):
+        raise ConfigError(f"keep_every: expected n >= 1, got {n}")
+    return _keep(model, lambda count: list(range(0, count, n)), "keep_every")
+
+
+def keep_blocks(model: PreTrainedModel, kept: list[int]) -> PreTrainedModel:
+    """Keep the blocks with these indices of every block stack, in place; configs and cache indices follow.
+
+    Each kept block's attention is renumbered (`layer_idx`), or the KV cache used in generation
+    would address slots of blocks that no longer exist. A T5 must keep block 0: it holds the
+    relative position bias that every block uses.
+    """
+    def chosen(count: int) -> list[int]:
+        if not kept or kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= count:
+            raise ConfigError(f"keep_blocks: expected increasing block indices in 0..{count - 1}, got {kept}")
+        if model.config.is_encoder_decoder and kept[0] != 0:
+            raise ConfigError(f"keep_blocks: a T5 must keep block 0 (its relative position bias), got {kept}")
+        return list(kept)
+    return _keep(model, chosen, "keep_blocks")
+
+
+def _keep(model: PreTrainedModel, chosen: Any, field: str) -> PreTrainedModel:
+    for module, attr in _stacks(model, field):
         blocks = list(getattr(module, attr))
-        kept = list(range(0, len(blocks), n))
+        kept = chosen(len(blocks))
         setattr(module, attr, torch.nn.ModuleList(blocks[i] for i in kept))
         for new_index, i in enumerate(kept):
             for sub in blocks[i].modules():

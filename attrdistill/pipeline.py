@@ -21,21 +21,22 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from attrdistill import __version__
-from attrdistill import analysis
+from attrdistill import __version__, analysis
 from attrdistill.attribution import attribute, rationale_at, recall_at_k
 from attrdistill.attribution import settings as attribution_settings
 from attrdistill.config import METHODS, RunConfig, dump_config, pretrained, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import barrier, is_main, on_main_only
-from attrdistill.evaluation import ANSWER_MARK, accuracy, exact_match, matcher, predict
-from attrdistill.paper import paper_accuracy
+from attrdistill.errors import StageError
+from attrdistill.evaluation import accuracy, exact_match, matcher, predict, rationale_of, single_target
 from attrdistill.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
+from attrdistill.paper import paper_accuracy
 from attrdistill.report import write_report
 from attrdistill.store import atomic_open, fingerprint, manifest, verify, write_json
 from attrdistill.students import Variant, check_available, given_rationales, parse_variant
 from attrdistill.training import KDSettings, train
+from attrdistill.words import words
 
 log = logging.getLogger("attrdistill")
 
@@ -114,10 +115,10 @@ def require(out: Path, what: str, verb: str, fp: str) -> dict:
     """The DONE record of an input stage; a clear error if it is missing, made with another config, or damaged."""
     done = out / "DONE.json"
     if not done.is_file():
-        raise RuntimeError(f"{what} is missing ({done}); run `attrdistill {verb}` on this run directory first")
+        raise StageError(f"{what} is missing ({done}); run `attrdistill {verb}` on this run directory first")
     record = completed(out, fp)
     if record is None:
-        raise RuntimeError(f"{what} ({out}) was made with another config or is damaged (see the log); run "
+        raise StageError(f"{what} ({out}) was made with another config or is damaged (see the log); run "
                            f"`attrdistill {verb}` again first")
     return record
 
@@ -187,7 +188,8 @@ def fp_student(cfg: RunConfig, variant: str, seed: int) -> str:
         teacher = [fp_teacher_outputs(cfg)]
     if v.match:
         teacher += [fp_method(cfg, v.match), cfg.distill.match_weight]
-    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how, *teacher)
+    start = [fp_teacher(cfg)] if cfg.student.init == "teacher" else []   # its weights are the teacher's
+    return fingerprint("student", upstream, to_dict(cfg.student), variant, seed, how, *teacher, *start)
 
 
 def fp_predictions(cfg: RunConfig, model_fp: str, variant: str | None = None) -> str:
@@ -210,7 +212,8 @@ def stage_data(run: Path, cfg: RunConfig) -> dict:
         for name in SPLITS:
             write_jsonl(run / "data" / f"{name}.jsonl", splits[name])
         if any(not (pretrained(m) or m.tokenizer) for m in (cfg.teacher, cfg.student)):
-            texts = [t for name in ("teacher_train", "student_train") for ex in splits[name] for t in (ex.input, ex.label)]
+            texts = [t for name in ("teacher_train", "student_train") for ex in splits[name]
+                     for t in (ex.input, ex.label)]
             tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
             tok.save_pretrained(run / "data" / "tokenizer")
         return {name: len(rows) for name, rows in splits.items()}
@@ -230,8 +233,8 @@ def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | 
             row["kd"] = kd[ex.id]
         if match is not None:
             row["match"] = {"input": ex.input, "prefix": cfg.data.predict_prefix, "scores": match[ex.id]}
-        if rationales is not None and cfg.distill.format == "single":
-            row["target"] = f"{rationales[ex.id]}, {ANSWER_MARK} {label}"
+        if rationales is not None and cfg.distill.format != "two_task":
+            row["target"] = single_target(label, rationales[ex.id], cfg.distill.format)
         elif rationales is not None:
             row.update(explain_source=cfg.data.explain_prefix + ex.input, rationale=rationales[ex.id])
         rows.append(row)
@@ -258,7 +261,7 @@ def stage_finetune(run: Path, cfg: RunConfig) -> dict:
             return {"best_valid_accuracy": None, "steps": 0}
         return train(model, tok, _rows(load_split(run, "teacher_train"), cfg), _rows(load_split(run, "valid"), cfg),
                      cfg.teacher, out, correct=matcher(cfg.data.source), label="teacher",
-                     teacher_forced=forced_validation(cfg, rationale=False))
+                     teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
     return run_unit(out, fp_teacher(cfg), "finetune teacher", work, everyone=True)
 
 
@@ -271,6 +274,10 @@ def stage_attribute(run: Path, cfg: RunConfig) -> dict:
     require(run / "teacher", "the fine-tuned teacher", "finetune", fp_teacher(cfg))
     out = run / "attributions"
     examples = load_split(run, "student_train")
+    longest = max((len(words(ex.input)) for ex in examples), default=0)
+    if cfg.attribution.k >= longest:
+        log.warning("attribution.k=%d is not below the word count of any student-train input (the longest has %d "
+                    "words): every rationale holds all of its input's candidate words", cfg.attribution.k, longest)
     methods = attribution_methods(cfg)
     model = tok = None
 
@@ -314,8 +321,11 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
 
 def check_shared_vocabulary(run: Path, cfg: RunConfig) -> None:
     """kd compares the two models' distributions token by token: refuse a pair with two vocabularies."""
-    from attrdistill.kd import check_vocabularies
+    if cfg.student.init == "teacher":   # the student is the teacher, cut down
+        return
     from transformers import AutoConfig
+
+    from attrdistill.kd import check_vocabularies
     student_tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
     student = (AutoConfig.from_pretrained(cfg.student.model).vocab_size if pretrained(cfg.student) and cfg.student.model
                and not cfg.student.gguf_file else len(student_tok))
@@ -360,15 +370,27 @@ def stage_teacher_signals(run: Path, cfg: RunConfig) -> dict[str, Any]:
     return found
 
 
+def student_start(run: Path, cfg: RunConfig, seed: int) -> tuple[Any, Any]:
+    """A new student and its tokenizer: as configured, or with `student.init: teacher` the run's fine-tuned
+    teacher (and its tokenizer) with the blocks student.keep_every / keep_blocks select."""
+    from_teacher = cfg.student.init == "teacher"
+    tok = load_tokenizer(cfg.student, run / ("teacher/model" if from_teacher else "data/tokenizer"))
+    model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed,
+                       teacher=run / "teacher" / "model" if from_teacher else None)
+    return model, tok
+
+
 def forced_validation(cfg: RunConfig, rationale: bool) -> bool:
     """Validate by one forward pass (`training.train`): exact where answers are judged by exact match and the
-    model's target is the label itself (not a single-sequence rationale before it)."""
-    return matcher(cfg.data.source) is exact_match and not (rationale and cfg.distill.format == "single")
+    model's target is the label itself (not one sequence of label and rationale)."""
+    return matcher(cfg.data.source) is exact_match and not (rationale and cfg.distill.format != "two_task")
 
 
 def stage_distill(run: Path, cfg: RunConfig) -> dict:
     """Train one student per (variant, seed) on student_train."""
     require(run / "data", "the data stage", "run", fp_data(cfg))
+    if cfg.student.init == "teacher":
+        require(run / "teacher", "the fine-tuned teacher (student.init: teacher)", "finetune", fp_teacher(cfg))
     if any(parse_variant(v).rationale in METHODS or parse_variant(v).match for v in student_variants(cfg)):
         require(run / "attributions", "the teacher's rationales", "attribute", fp_attribution(cfg))
     examples, valid = load_split(run, "student_train"), _rows(load_split(run, "valid"), cfg)
@@ -388,13 +410,13 @@ def stage_distill(run: Path, cfg: RunConfig) -> dict:
 
             def work(out: Path = out, seed: int = seed, rows: list[dict] = rows, v: Variant = v,
                      variant: str = variant) -> dict:
-                tok = load_tokenizer(cfg.student, run / "data" / "tokenizer")
-                model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed)
+                model, tok = student_start(run, cfg, seed)
                 return train(model, tok, rows, valid, cfg.student, out,
                              rationale_weight=cfg.distill.rationale_weight, seed=seed,
                              correct=matcher(cfg.data.source), label=f"{variant}-seed{seed}",
                              kd=settings if v.needs_teacher_logits else None, match_weight=cfg.distill.match_weight,
-                             teacher_forced=forced_validation(cfg, rationale=v.rationale is not None))
+                             teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
+                             report_to=cfg.report_to)
             records[f"{variant}/seed{seed}"] = run_unit(out, fp_student(cfg, variant, seed),
                                                         f"distill {variant} seed {seed}", work, everyone=True)
     return {"seconds": sum(r["seconds"] for r in records.values())}
@@ -437,7 +459,8 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
             preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
             correct = matcher(cfg.data.source)
             write_jsonl(out / "test.jsonl", [{"id": ex.id, "prediction": p, "label": ex.label,
-                                              "correct": correct(p, ex.label, ex.choices)} for ex, p in zip(test, preds)])
+                                              "correct": correct(p, ex.label, ex.choices)}
+                                             for ex, p in zip(test, preds)])
             result = {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
                       "n": len(test)}
             if taught is not None:   # how well the student reproduces the rationale it was taught
@@ -450,8 +473,8 @@ def stage_evaluate(run: Path, cfg: RunConfig) -> dict:
 def _rationale_f1(model: Any, tok: Any, cfg: RunConfig, test: list[Example], preds: list[str],
                   taught: dict[str, str]) -> float:
     """Mean word F1 of the student's generated rationales on test against those it would have been taught."""
-    if cfg.distill.format == "single":
-        generated = [p.rsplit(ANSWER_MARK, 1)[0] for p in preds]
+    if cfg.distill.format != "two_task":
+        generated = [rationale_of(p) for p in preds]
     else:
         generated = predict(model, tok, [cfg.data.explain_prefix + ex.input for ex in test], cfg.eval.batch_size,
                             cfg.eval.max_new_tokens, cfg.student.max_input_length)
@@ -538,7 +561,51 @@ def collect_metrics(run: Path, cfg: RunConfig) -> dict:
         "version": __version__,
     }
     metrics["analyses"] = _analyses(cfg, metrics, analyzed["result"], attr)
+    metrics["verdict"] = verdict(run, cfg, students)
     return metrics
+
+
+# A student still improves at its end when the best validation accuracy of its last fifth of evaluations beats
+# the best before them by more than this (2 points: 6 of the built-in task's 300 validation examples).
+RISING = 0.02
+
+
+def _still_rising(folder: Path, max_steps: int) -> bool:
+    """Did training run all max_steps with validation accuracy still climbing (see RISING)?"""
+    try:
+        history = json.loads((folder / "log_history.json").read_text())
+    except (OSError, ValueError):
+        return False
+    evals = [h["eval_accuracy"] for h in history if "eval_accuracy" in h]
+    last_step = max((h.get("step", 0) for h in history), default=0)
+    tail = max(1, len(evals) // 5)
+    return last_step >= max_steps and len(evals) > tail and max(evals[-tail:]) - max(evals[:-tail]) > RISING
+
+
+def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, Any]:
+    """What the report opens with: the best student, its gain over standard with the 95% interval over the
+    paired seeds, the students still improving when training stopped, and one example of every rationale."""
+    best = max(students, key=lambda v: students[v]["accuracy"])
+    seeds = cfg.distill.seeds
+    out: dict[str, Any] = {"best": best, "accuracy": students[best]["accuracy"], "std": students[best]["std"],
+                           "seeds": len(seeds)}
+    if "standard" in students and best != "standard":
+        gain, low, high = analysis.paired_gain([students[best]["per_seed"][s] for s in seeds],
+                                               [students["standard"]["per_seed"][s] for s in seeds])
+        out.update(gain=gain, low=None if low != low else low, high=None if high != high else high)
+    out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
+                           if _still_rising(student_dir(run, v, s), cfg.student.train.max_steps)]
+    ex = load_split(run, "student_train")[0]
+    shown: dict[str, str] = {}
+    for variant in students:
+        v = parse_variant(variant)
+        if v.rationale is not None:
+            shown[variant] = rationales_for(run, cfg, variant, [ex])[ex.id]
+        elif v.match:   # no rationale to generate: the top-k words of the scores its saliency is pulled toward
+            rows = read_jsonl(run / "attributions" / f"{v.match}.jsonl")
+            shown[variant] = next(r["rationale"] for r in rows if r["id"] == ex.id)
+    out["example"] = {"id": ex.id, "input": ex.input, "label": ex.label, "rationales": shown}
+    return out
 
 
 def _analyses(cfg: RunConfig, metrics: dict, found: dict, attr: dict) -> dict:

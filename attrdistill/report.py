@@ -142,8 +142,9 @@ def _verdict(v: dict[str, Any]) -> Section:
                  "trusting it.")
     blocks: list[Block] = [head]
     if v.get("still_rising"):
-        blocks.append(Note("Still improving at the last step (best validation accuracy at the final evaluation): "
-                           + ", ".join(v["still_rising"]) + "; a longer schedule may change the order."))
+        blocks.append(Note("Still improving when training stopped (the last fifth of evaluations beat the best "
+                           "before them by over 2 points): " + ", ".join(v["still_rising"])
+                           + "; a longer schedule (student.train.max_steps) may change the order."))
     ex = v.get("example")
     if ex and ex["rationales"]:
         blocks += [f"What each student was taught, on student-train example `{ex['id']}` (label: `{ex['label']}`): "

@@ -35,8 +35,10 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
+from attrdistill.attribution.gradients import causal_target_outputs, target_positions
 from attrdistill.config import ModelConfig
 from attrdistill.distributed import launched
+from attrdistill.errors import StageError
 from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
 from attrdistill.kd import Divergence, kd_loss, pad_sparse
@@ -91,20 +93,49 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
         sparse = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
         match = inputs.pop("match_targets", None)
+        outputs = None
         if match is not None:   # one forward for the label loss and the student's saliency
             outputs, saliency = student_saliency(model, inputs)
-        else:
+            loss, logits = outputs.loss, outputs.logits
+        elif return_outputs:    # evaluation: the full outputs, for the validation metrics
             outputs = model(**inputs)
-        loss = outputs.loss
+            loss, logits = outputs.loss, outputs.logits
+        else:
+            loss, logits = label_loss(model, inputs)
         if sparse and self.kd is not None:
             k = self.kd
-            loss = kd_loss(model, outputs.logits, loss, sparse, inputs["labels"], k.alpha, k.temperature,
-                           k.divergence, k.beta)
+            loss = kd_loss(logits, loss, sparse, k.alpha, k.temperature, k.divergence, k.beta)
         if match is not None:
             loss = loss + self.match_weight * match_divergence(saliency, match)
         if explain:
-            loss = loss + self.rationale_weight * model(**explain).loss
+            loss = loss + self.rationale_weight * label_loss(model, explain)[0]
         return (loss, outputs) if return_outputs else loss
+
+
+def label_loss(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy of the target tokens, the logits predicting them in target order (batch, T, V)).
+
+    A seq2seq model's decoder runs on the target alone, so its logits are these already. A decoder-only
+    model's sequence is mostly prompt: its hidden states are gathered at the positions that predict a
+    target token before the output layer, so the vocabulary-sized logits (and their gradient) are computed
+    for those positions only; the loss is the full-logits loss (tested to 1e-5). Models whose output is
+    more than the output layer (logit soft-capping or scaling) take the full path.
+    """
+    if not is_causal(model) or any(getattr(model.config, a, None) for a in ("final_logit_softcapping", "logit_scale")):
+        outputs = model(**inputs)
+        logits = outputs.logits
+        if is_causal(model):
+            logits = causal_target_outputs(logits, inputs["labels"])[0]
+        return outputs.loss, logits
+    labels = inputs["labels"]
+    hidden = model.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    positions, keep = target_positions(labels)
+    # The output at position p predicts the token at p + 1 (a prompt is never empty).
+    at = (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+    logits = model.get_output_embeddings()(hidden.gather(1, at))
+    targets = labels.gather(1, positions)
+    loss = torch.nn.functional.cross_entropy(logits[keep].float(), targets[keep])
+    return loss, logits
 
 
 @dataclass
@@ -155,7 +186,8 @@ class CrashPoints(TrainerCallback):
         crash_point(f"{self.label}@{state.global_step}")
 
 
-def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig, causal: bool = False) -> list[dict[str, Any]]:
+def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig,
+             causal: bool = False) -> list[dict[str, Any]]:
     """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`."""
     feats = encode(tokenizer, [r["source"] for r in rows], [r["target"] for r in rows],
                    cfg.max_input_length, cfg.max_target_length, causal=causal)
@@ -206,10 +238,12 @@ def last_checkpoint(folder: Path) -> Path | None:
 def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train", kd: KDSettings | None = None,
-          match_weight: float = 1.0, teacher_forced: bool = False) -> dict[str, Any]:
+          match_weight: float = 1.0, teacher_forced: bool = False,
+          report_to: list[str] | None = None) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
 
     teacher_forced: validation accuracy from one forward pass (greedy exact match; see the module's doc).
+    report_to: Trainer's experiment trackers (e.g. ["tensorboard"]); none by default.
 
     A NaN or infinite loss stops training with a RuntimeError; the checkpoints saved before it stay in
     out_dir/checkpoints (lower the learning rate, then rerun: training resumes from the last one).
@@ -222,9 +256,10 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, lr_scheduler_type="linear", optim="adamw_torch",
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.eval_steps,
         save_total_limit=1, load_best_model_at_end=True, metric_for_best_model="accuracy", greater_is_better=True,
-        predict_with_generate=not (causal or teacher_forced), generation_max_length=cfg.max_target_length, generation_num_beams=1,
+        predict_with_generate=not (causal or teacher_forced), generation_max_length=cfg.max_target_length,
+        generation_num_beams=1,
         logging_steps=max(1, min(50, t.eval_steps)), seed=t.seed + seed, data_seed=t.seed + seed,
-        report_to=[], save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
+        report_to=list(report_to or []), save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
         logging_nan_inf_filter=False,   # the default logs a NaN loss as the running mean, hiding it
         dataloader_pin_memory=torch.cuda.is_available(),
         # Several processes without a GPU must say so, or each one trains alone instead of joining a gloo group.
@@ -265,7 +300,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
     if guard.bad is not None:
         loss, step = guard.bad
         kept = ", ".join(p.name for p in _checkpoints(out_dir / "checkpoints")) or "none yet"
-        raise RuntimeError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
+        raise StageError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
                            f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
                            "(or use float32) and rerun to resume from the last good checkpoint.")
     trainer.save_model(str(out_dir / "model"))

@@ -172,7 +172,7 @@ def run_loop(model: Any, tokenizer: Any, texts: list[str], targets: list[str]) -
 
 def load_inseq(model: Any, tokenizer: Any) -> Any:
     """inseq's wrapper around a copy of our model (inseq swaps its embedding layer while it attributes)."""
-    import inseq   # only in the bench venv
+    import inseq  # only in the bench venv
 
     return inseq.load_model(copy.deepcopy(model).eval(), "saliency", tokenizer=tokenizer)
 

@@ -9,8 +9,16 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from attrdistill.analysis import (_n_top, answer_overlap, average_precision, faithfulness, human_agreement,
-                                  paired_gain, prediction_overlap, teacher_gap)
+from attrdistill.analysis import (
+    _n_top,
+    answer_overlap,
+    average_precision,
+    faithfulness,
+    human_agreement,
+    paired_gain,
+    prediction_overlap,
+    teacher_gap,
+)
 from attrdistill.attribution import attribute
 from attrdistill.attribution.gradients import target_log_prob
 from attrdistill.config import AttributionConfig

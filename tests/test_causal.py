@@ -15,8 +15,14 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import attrdistill.attribution as attribution
 from attrdistill.attribution import METHODS, attribute, score
-from attrdistill.attribution.gradients import (ig_attributions, input_x_gradient, mean_target_logit, saliency,
-                                               saliency_stepwise, target_log_prob)
+from attrdistill.attribution.gradients import (
+    ig_attributions,
+    input_x_gradient,
+    mean_target_logit,
+    saliency,
+    saliency_stepwise,
+    target_log_prob,
+)
 from attrdistill.cli import main
 from attrdistill.config import AttributionConfig, ModelConfig, TrainConfig
 from attrdistill.evaluation import predict
@@ -230,7 +236,8 @@ def test_from_scratch_llama_has_the_configured_size(word_tok):
     c = model.config
     assert is_causal(model) and (c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.num_attention_heads) == \
         (48, 96, 3, 6)
-    assert (c.pad_token_id, c.eos_token_id, c.vocab_size) == (word_tok.pad_token_id, word_tok.eos_token_id, len(word_tok))
+    want = (word_tok.pad_token_id, word_tok.eos_token_id, len(word_tok))
+    assert (c.pad_token_id, c.eos_token_id, c.vocab_size) == want
 
 
 # ---- keep_every ----------------------------------------------------------------------------------
@@ -253,7 +260,8 @@ def test_keep_every_llama_equals_a_model_built_with_those_layers(word_tok, examp
         torch.testing.assert_close(small(**batch).logits, small_ref(**batch).logits)
     # Generation uses the KV cache, addressed by layer_idx: the same text as the reference model.
     sources = [PREFIX + ex.input for ex in examples[:3]]
-    assert predict(small, word_tok, sources, max_new_tokens=4) == predict(small_ref, word_tok, sources, max_new_tokens=4)
+    assert predict(small, word_tok, sources, max_new_tokens=4) == predict(small_ref, word_tok, sources,
+                                                                          max_new_tokens=4)
 
 
 def test_keep_every_t5_keeps_encoder_and_decoder_blocks(word_tok, examples, tmp_path):
@@ -283,7 +291,8 @@ def _byte_alphabet() -> list[str]:
 
 def _to_gguf_order(weight: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp stores q/k rows with the two rotary halves interleaved; transformers undoes that on load."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    halves = weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:])
+    return halves.swapaxes(1, 2).reshape(weight.shape)
 
 
 GGUF_BLOCK_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
@@ -364,7 +373,7 @@ def test_gguf_keep_every_gives_the_smaller_student(tiny_gguf):
     path, _ = tiny_gguf
     cfg = ModelConfig(gguf_file=str(path), keep_every=3)
     model = load_model(cfg, load_tokenizer(cfg))
-    assert model.config.num_hidden_layers == 2 and [l.self_attn.layer_idx for l in model.model.layers] == [0, 1]
+    assert model.config.num_hidden_layers == 2 and [b.self_attn.layer_idx for b in model.model.layers] == [0, 1]
 
 
 SMOLLM2 = os.environ.get("ATTRDISTILL_SMOLLM2_GGUF")
@@ -435,3 +444,24 @@ def test_pipeline_gguf_teacher_and_layer_dropped_student_single_format(tmp_path,
     _check_run(run)
     student, tok = load_trained(run / "students" / "saliency" / "seed0" / "model")
     assert student.config.num_hidden_layers == 2 and tok.pad_token_id == tok.eos_token_id
+
+
+# ---- training computes logits only at the target positions ---------------------------------------
+
+def test_target_only_logits_give_the_full_logits_loss_and_gradient(word_tok, examples):
+    from attrdistill.attribution.gradients import causal_target_outputs
+    from attrdistill.training import label_loss
+    model = tiny_llama(len(word_tok), seed=3).train()
+    batch = collate(_feats(word_tok, examples[:6]), word_tok.pad_token_id)   # right-padded, prompts of many lengths
+    full = model(**batch)
+    full.loss.backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    loss, logits = label_loss(model, batch)
+    loss.backward()
+    torch.testing.assert_close(loss, full.loss, atol=1e-5, rtol=1e-5)
+    for got, w in zip((p.grad for p in model.parameters()), want):
+        torch.testing.assert_close(got, w, atol=1e-5, rtol=1e-4)
+    gathered, _, keep = causal_target_outputs(full.logits, batch["labels"])
+    torch.testing.assert_close(logits[keep], gathered[keep].detach(), atol=1e-5, rtol=1e-5)
+    assert logits.shape[1] < batch["input_ids"].shape[1] / 2, "the target is the short part of the sequence"

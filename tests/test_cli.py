@@ -18,6 +18,8 @@ TINY = [
     "teacher.train.batch_size=16",
     "student.d_model=16", "student.d_ff=32", "student.train.max_steps=2", "student.train.eval_steps=1",
     "student.train.batch_size=8", "eval.max_new_tokens=4", "attribution.k=3",
+    # the paper's students and the controls (the default's kd and match students have their own end-to-end tests)
+    "distill.variants=[standard,random,saliency,oracle]",
 ]
 
 
@@ -48,6 +50,10 @@ def test_run_writes_metrics_in_range(run_dir):
     for stage in ("data", "finetune", "attribute", "distill", "evaluate", "report"):
         assert m["timing"][f"{stage}_s"] >= 0
     assert m["timing"]["finetune_s"] > 0
+    v = m["verdict"]
+    assert v["best"] in m["students"] and v["accuracy"] == m["students"][v["best"]]["accuracy"]
+    assert v["example"]["id"] == "s1-0" and set(v["example"]["rationales"]) == {"random", "saliency", "oracle"}
+    assert v["example"]["rationales"]["oracle"] and v.get("low") is None   # one seed: no interval
 
 
 def test_run_directory_holds_every_artifact(run_dir):
@@ -59,6 +65,7 @@ def test_run_directory_holds_every_artifact(run_dir):
     rationale = json.loads((run_dir / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
     assert len(rationale["top"]) == 3 and rationale["rationale"].count(",") == 2
     report = (run_dir / "report.md").read_text()
+    assert report.split("\n## ")[1].startswith("Verdict") and "Best student: `" in report
     assert "| student: oracle |" in report and "Recall@3" in report
     assert sum(line.startswith("| ") and "predict" not in line for line in report.splitlines()) >= 5
 
@@ -69,7 +76,8 @@ def test_second_run_skips_finished_stages(run_dir, caplog):
         assert main(["run", "--out", str(run_dir), *_sets(TINY)]) == 0
     assert _done_times(run_dir) == before, "no finished output may be rewritten"
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skip ")]
-    assert len(skipped) == 1 + 1 + 1 + 4 + 5 + 1, skipped   # data, teacher, attribution, 4 students, 5 evaluations, analyze
+    # data, teacher, attribution, 4 students, 5 evaluations, analyze
+    assert len(skipped) == 1 + 1 + 1 + 4 + 5 + 1, skipped
 
 
 def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
@@ -94,9 +102,19 @@ def test_report_prints_the_papers_numbers_beside_ours(run_dir):
     assert paper["students"]["standard"] == pytest.approx(0.441) and paper["students"]["oracle"] is None
 
 
+def test_a_k_above_every_inputs_word_count_is_warned_about(run_dir, caplog):
+    from attrdistill.config import load_config
+    k = load_config(run_dir / "config.yaml").attribution.k
+    with caplog.at_level(logging.WARNING):
+        assert main(["attribute", str(run_dir), "--set", "attribution.k=100000"]) == 0
+    assert "attribution.k=100000 is not below the word count of any student-train input" in caplog.text
+    assert main(["attribute", str(run_dir), "--set", f"attribution.k={k}"]) == 0   # as it was, for the next tests
+
+
 def test_a_stage_refuses_inputs_made_with_another_config(run_dir, caplog):
     assert main(["evaluate", str(run_dir), "--set", "student.train.max_steps=3"]) == 2
-    assert "was made with another config or is damaged (see the log); run `attrdistill distill` again first" in caplog.text
+    assert ("was made with another config or is damaged (see the log); run `attrdistill distill` again first"
+            in caplog.text)
 
 
 def test_verb_on_a_missing_run_directory_fails_clearly(tmp_path, caplog):
@@ -140,18 +158,20 @@ def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
     assert json.loads((run / "metrics.json").read_text())["students"]["saliency"]["accuracy"] >= 0
 
 
-def test_single_sequence_format_end_to_end(tmp_path):
-    run = tmp_path / "single"
-    sets = _sets(TINY + ["distill.format=single", "distill.variants=[standard, oracle]"])
+@pytest.mark.parametrize("fmt,target", [("single", "x, y, so the answer is yes"), ("label_first", "yes, because x, y")])
+def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
+    run = tmp_path / fmt
+    sets = _sets(TINY + [f"distill.format={fmt}", "distill.variants=[standard, oracle]"])
     assert main(["run", "--out", str(run), *sets]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert set(m["students"]) == {"standard", "oracle"} and 0 <= m["students"]["oracle"]["accuracy"] <= 1
+    assert 0 <= m["students"]["oracle"]["rationale_f1"] <= 1
     from attrdistill.config import load_config
     from attrdistill.data.example import Example
     from attrdistill.pipeline import _rows
     cfg = load_config(run / "config.yaml")
     (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
-    assert row == {"source": "predict: x y", "target": "x, y, so the answer is yes"}
+    assert row == {"source": "predict: x y", "target": target}
 
 
 def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):

@@ -79,15 +79,15 @@ def test_kd_at_alpha_1_and_t_1_is_the_token_mean_of_the_kl_to_the_teacher(word_t
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
     out = student(**inputs)
     sparse = {k: v for k, v in batch.items() if k.startswith("kd_")}
-    got = kd_loss(student, out.logits, out.loss, sparse, batch["labels"], alpha=1.0, temperature=1.0)
+    got = kd_loss(out.logits, out.loss, sparse, alpha=1.0, temperature=1.0)
     with torch.no_grad():
         p = teacher(**inputs).logits.log_softmax(-1)
     q = out.logits.log_softmax(-1)
     mask = batch["labels"] != -100
     by_hand = ((p.exp() * (p - q)).sum(-1) * mask).sum() / mask.sum()
     torch.testing.assert_close(got, by_hand, atol=1e-5, rtol=1e-5)
-    mixed = kd_loss(student, out.logits, out.loss, sparse, batch["labels"], alpha=0.25, temperature=2.0)
-    t2 = kd_loss(student, out.logits, out.loss, sparse, batch["labels"], alpha=1.0, temperature=2.0)
+    mixed = kd_loss(out.logits, out.loss, sparse, alpha=0.25, temperature=2.0)
+    t2 = kd_loss(out.logits, out.loss, sparse, alpha=1.0, temperature=2.0)
     torch.testing.assert_close(mixed, 0.75 * out.loss + 0.25 * t2)
 
 
@@ -100,8 +100,7 @@ def test_the_trainer_uses_the_kd_loss_when_the_batch_carries_teacher_logits(word
     got = trainer.compute_loss(student, dict(batch))
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
     out = student(**inputs)
-    want = kd_loss(student, out.logits, out.loss, {k: v for k, v in batch.items() if k.startswith("kd_")},
-                   batch["labels"], 0.7, 1.5, "jsd", 0.4)
+    want = kd_loss(out.logits, out.loss, {k: v for k, v in batch.items() if k.startswith("kd_")}, 0.7, 1.5, "jsd", 0.4)
     torch.testing.assert_close(got, want)
     assert abs(got.item() - out.loss.item()) > 1e-3, "the kd term must change the loss"
 
@@ -146,8 +145,9 @@ def test_teacher_logits_cache_resumes_after_a_kill(tmp_path):
         "from attrdistill.kd import teacher_logits\n"
         "ex = generate(9, seed=3)\n"
         "tok = build_word_tokenizer([t for e in generate(200, seed=0) for t in (e.input, e.label)] + ['predict: x'])\n"
-        "rows = teacher_logits(tiny_t5(len(tok), seed=5), tok, [e.id for e in ex], ['predict: ' + e.input for e in ex],\n"
-        "                      [e.label for e in ex], 4, 2.0, 128, 32, batch_size=2, shard_size=3, cache=Path(sys.argv[1]))\n"
+        "rows = teacher_logits(tiny_t5(len(tok), seed=5), tok, [e.id for e in ex],\n"
+        "                      ['predict: ' + e.input for e in ex], [e.label for e in ex], 4, 2.0, 128, 32,\n"
+        "                      batch_size=2, shard_size=3, cache=Path(sys.argv[1]))\n"
         "Path(sys.argv[2]).write_text(json.dumps(rows))\n" % str(Path(__file__).resolve().parents[1]))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ATTRDISTILL_CRASH_AT": "kd-shard@0"}
     killed = subprocess.run([sys.executable, str(script), str(tmp_path / "cache"), str(tmp_path / "a.json")], env=env,
@@ -173,7 +173,8 @@ TINY = ["data.n_teacher_train=48", "data.n_student_train=12", "data.n_valid=6", 
         "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=4", "teacher.train.eval_steps=2",
         "teacher.train.batch_size=16", "student.d_model=16", "student.d_ff=32", "student.train.max_steps=4",
         "student.train.eval_steps=2", "student.train.batch_size=4", "eval.max_new_tokens=4", "attribution.k=3",
-        "analysis.faithfulness_examples=0", "distill.variants=[standard,kd,kd+saliency,seqkd,oracle_shuffled,match:saliency]"]
+        "analysis.faithfulness_examples=0",
+        "distill.variants=[standard,kd,kd+saliency,seqkd,oracle_shuffled,match:saliency]"]
 
 
 def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
@@ -199,6 +200,7 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
     assert len(test_rows) == 8, "the test split is attributed for the students' rationale methods"
     # Nothing recomputed on a rerun, and a changed kd setting retrains only the kd students.
     before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}
-    assert main(["-q", "run", "--out", str(run), *[x for o in TINY + ["distill.kd_alpha=0.9"] for x in ("--set", o)]]) == 0
+    sets = [x for o in TINY + ["distill.kd_alpha=0.9"] for x in ("--set", o)]
+    assert main(["-q", "run", "--out", str(run), *sets]) == 0
     after = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}
     assert {v for v in before if before[v] != after[v]} == {"kd", "kd+saliency"}

@@ -13,8 +13,14 @@ import torch
 
 import attrdistill.attribution as attribution
 from attrdistill.attribution import METHODS, attribute, score, select
-from attrdistill.attribution.gradients import (ig_attributions, input_x_gradient, mean_target_logit,
-                                               saliency_stepwise, target_log_prob, target_logits)
+from attrdistill.attribution.gradients import (
+    ig_attributions,
+    input_x_gradient,
+    mean_target_logit,
+    saliency_stepwise,
+    target_log_prob,
+    target_logits,
+)
 from attrdistill.config import AttributionConfig
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode
@@ -34,7 +40,8 @@ def _embeds(model, ids):
 
 
 def _one(f):
-    return {"input_ids": torch.tensor([f["input_ids"]]), "attention_mask": torch.ones(1, len(f["input_ids"]), dtype=torch.long),
+    return {"input_ids": torch.tensor([f["input_ids"]]),
+            "attention_mask": torch.ones(1, len(f["input_ids"]), dtype=torch.long),
             "labels": torch.tensor([f["labels"]])}
 
 
@@ -254,7 +261,8 @@ def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_
     # Every stage is complete and intact: one writer, no file changed after its manifest was taken.
     from attrdistill.store import verify
     done = list(two.rglob("DONE.json"))
-    assert len(done) == len(list(one.rglob("DONE.json"))) == 9   # data, teacher, attributions, 2 students, 3 evals, analyses
+    # data, teacher, attributions, 2 students, 3 evaluations, analyses
+    assert len(done) == len(list(one.rglob("DONE.json"))) == 9
     for record in done:
         assert not verify(record.parent, json.loads(record.read_text())["files"]), record
     assert set(json.loads((two / "metrics.json").read_text())["students"]) == {"standard", "saliency"}

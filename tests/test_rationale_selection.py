@@ -7,8 +7,18 @@ import pytest
 import torch
 
 import attrdistill.attribution as attribution
-from attrdistill.attribution import (METHODS, SCORING_FIELDS, attribute, cache_key, rationale_at, score,
-                                     scoring_params, select, settings, top_k)
+from attrdistill.attribution import (
+    METHODS,
+    SCORING_FIELDS,
+    attribute,
+    cache_key,
+    rationale_at,
+    score,
+    scoring_params,
+    select,
+    settings,
+    top_k,
+)
 from attrdistill.attribution.gradients import saliency, target_logits
 from attrdistill.config import AttributionConfig, ConfigError, load_config
 from attrdistill.data.example import Example
@@ -22,7 +32,8 @@ PREFIX = "predict: "
 
 
 def _one(f):
-    return {"input_ids": torch.tensor([f["input_ids"]]), "attention_mask": torch.ones(1, len(f["input_ids"]), dtype=torch.long),
+    return {"input_ids": torch.tensor([f["input_ids"]]),
+            "attention_mask": torch.ones(1, len(f["input_ids"]), dtype=torch.long),
             "labels": torch.tensor([f["labels"]])}
 
 

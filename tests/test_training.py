@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -56,3 +57,21 @@ def test_teacher_forced_validation_equals_greedy_decoding(word_tok, examples, tm
         curves.append([h["eval_accuracy"] for h in history if "eval_accuracy" in h])
     assert len(curves[0]) == 6 and curves[0] == curves[1]
     assert max(curves[0]) > 0, "the tiny model never got an example right: the comparison says nothing"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="the tensorboard package is not installed")
+def test_report_to_tensorboard_writes_event_files(word_tok, examples, tmp_path):
+    from attrdistill.config import TrainConfig
+    from attrdistill.training import train
+    rows = [{"source": "predict: " + ex.input, "target": ex.label} for ex in examples[:8]]
+    cfg = ModelConfig(train=TrainConfig(batch_size=4, max_steps=4, eval_steps=2))
+    train(tiny_t5(len(word_tok)), word_tok, rows, rows, cfg, tmp_path, report_to=["tensorboard"])
+    assert list(tmp_path.rglob("events.out.tfevents.*")), "no TensorBoard event file written"
+
+
+def test_report_to_changes_no_fingerprint():
+    from attrdistill.config import load_config
+    from attrdistill.pipeline import fp_student, fp_teacher
+    plain, tracked = load_config(), load_config(overrides=["report_to=[tensorboard]"])
+    assert tracked.report_to == ["tensorboard"]
+    assert fp_teacher(plain) == fp_teacher(tracked) and fp_student(plain, "kd", 0) == fp_student(tracked, "kd", 0)
