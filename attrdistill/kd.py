@@ -105,7 +105,7 @@ def check_vocabularies(teacher_size: int, student_size: int) -> None:
     """Logit distillation compares distributions token by token: both models must share one vocabulary."""
     if teacher_size != student_size:
         raise ConfigError(f"distill.variants: kd needs the teacher and the student to share a vocabulary, but the "
-                         f"teacher's has {teacher_size} entries and the student's {student_size}")
+                          f"teacher's has {teacher_size} entries and the student's {student_size}")
 
 
 # ---- the student's side: the loss ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import statistics
 import time
@@ -119,7 +120,7 @@ def require(out: Path, what: str, verb: str, fp: str) -> dict:
     record = completed(out, fp)
     if record is None:
         raise StageError(f"{what} ({out}) was made with another config or is damaged (see the log); run "
-                           f"`attrdistill {verb}` again first")
+                         f"`attrdistill {verb}` again first")
     return record
 
 
@@ -592,18 +593,18 @@ def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, A
     if "standard" in students and best != "standard":
         gain, low, high = analysis.paired_gain([students[best]["per_seed"][s] for s in seeds],
                                                [students["standard"]["per_seed"][s] for s in seeds])
-        out.update(gain=gain, low=None if low != low else low, high=None if high != high else high)
+        one_seed = math.isnan(low)   # no interval from a single pair
+        out.update(gain=gain, low=None if one_seed else low, high=None if one_seed else high)
     out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
                            if _still_rising(student_dir(run, v, s), cfg.student.train.max_steps)]
     ex = load_split(run, "student_train")[0]
     shown: dict[str, str] = {}
     for variant in students:
         v = parse_variant(variant)
-        if v.rationale is not None:
-            shown[variant] = rationales_for(run, cfg, variant, [ex])[ex.id]
-        elif v.match:   # no rationale to generate: the top-k words of the scores its saliency is pulled toward
-            rows = read_jsonl(run / "attributions" / f"{v.match}.jsonl")
-            shown[variant] = next(r["rationale"] for r in rows if r["id"] == ex.id)
+        # a match student generates no rationale: show the top-k words of the scores its saliency is pulled toward
+        source = variant if v.rationale is not None else v.match
+        if source:
+            shown[variant] = rationales_for(run, cfg, source, [ex])[ex.id]
     out["example"] = {"id": ex.id, "input": ex.input, "label": ex.label, "rationales": shown}
     return out
 

@@ -70,7 +70,7 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
         if part.startswith("match:"):
             if part.removeprefix("match:") not in methods or match is not None:
                 raise ConfigError(f"variant {name!r}: '{part}' should be one match:<method> with an attribution "
-                                 f"method ({', '.join(methods)})")
+                                  f"method ({', '.join(methods)})")
             match = part.removeprefix("match:")
             continue
         if part in OBJECTIVES and part != "label":

@@ -17,9 +17,11 @@ of up to max_target_length steps. Other judges (CQA's choice letters, SVAMP's eq
 single-sequence target that puts the rationale before the answer) need the decoded text.
 
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
-sequence, loss on the target only). Their validation accuracy comes from `evaluation.predict`, the
-function that also scores the test set, rather than from Seq2SeqTrainer's predict_with_generate,
-which would generate after the whole (right-padded, target-holding) training sequence.
+sequence, loss on the target only; `label_loss` computes logits at the target positions only).
+Validated by one forward pass where that is exact, otherwise their validation accuracy comes from
+`evaluation.predict`, the function that also scores the test set, rather than from
+Seq2SeqTrainer's predict_with_generate, which would generate after the whole (right-padded,
+target-holding) training sequence.
 """
 
 from __future__ import annotations
@@ -301,8 +303,8 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
         loss, step = guard.bad
         kept = ", ".join(p.name for p in _checkpoints(out_dir / "checkpoints")) or "none yet"
         raise StageError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
-                           f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
-                           "(or use float32) and rerun to resume from the last good checkpoint.")
+                         f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
+                         "(or use float32) and rerun to resume from the last good checkpoint.")
     trainer.save_model(str(out_dir / "model"))
     history = trainer.state.log_history
     if trainer.is_world_process_zero():   # every process holds the same history; one writes it

@@ -129,7 +129,7 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
         raise ConfigError(f"attribution.method: unknown method {method!r}; expected one of {', '.join(METHODS)}")
     if cfg.order == "aligned" and method not in ALIGNED_METHODS and method != "random":
         raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method} does not give; "
-                         f"it works with {', '.join(ALIGNED_METHODS)}")
+                          f"it works with {', '.join(ALIGNED_METHODS)}")
     rank, world = process()
     if world > 1 and cache is None:
         raise ValueError("attribution across processes needs a cache folder to share the shards")
@@ -328,7 +328,7 @@ def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool
     if order == "aligned":
         if steps is None:
             raise ConfigError("attribution.order: aligned needs per-target-token step scores, which these scores "
-                             "lack (computed with another order, or a method that gives none)")
+                              "lack (computed with another order, or a method that gives none)")
         chosen: list[int] = []
         for step in steps:
             rest = [i for i in candidates if i not in chosen]

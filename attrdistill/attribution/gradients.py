@@ -202,7 +202,7 @@ def _step_reduce(method: str, cfg: AttributionConfig | None) -> StepReduce:
     if method == "input_x_gradient":
         return lambda grad, embeds: (grad.float() * embeds.float()).sum(-1).abs()
     raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method!r} does not give; "
-                     f"expected one of {', '.join(STEP_METHODS)} (or occlusion)")
+                      f"expected one of {', '.join(STEP_METHODS)} (or occlusion)")
 
 
 def _steps(model: PreTrainedModel, batch: dict[str, torch.Tensor], reduce: StepReduce,

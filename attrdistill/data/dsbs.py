@@ -259,7 +259,7 @@ def load_dsbs(root: Path, name: str, split: str, nli_format: str = "eos", first:
     if outputs is not None:
         if len(outputs) != len(rows):
             raise DataError(f"{Path(root) / name / 'llm'}: {len(outputs)} {split}_CoT completions for "
-                             f"{len(rows)} rows of {path}; alignment is positional, so they must match")
+                            f"{len(rows)} rows of {path}; alignment is positional, so they must match")
         for ex, text in zip(examples, outputs):
             ex.rationale = parse_llm_output(name, text)[0]
     return examples

@@ -42,7 +42,7 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
         raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                         "save the file as UTF-8") from None
+                        "save the file as UTF-8") from None
 
 
 def read_jsonl_lines(path: Path) -> list[tuple[int, dict]]:

@@ -57,7 +57,7 @@ def hub_source(name: str, split: str) -> tuple[str, str | None, str]:
     hub_id, config, splits = _HUB[name]
     if split not in splits:
         raise DataError(f"{name} has no {split} split on the hub ({hub_id} has {', '.join(splits.values())}); "
-                         f"DSbS makes one with train_valid_split(load_hub({name!r}, 'train')).")
+                        f"DSbS makes one with train_valid_split(load_hub({name!r}, 'train')).")
     return hub_id, config, splits[split]
 
 
@@ -91,7 +91,7 @@ def _rows(data: Any, name: str, where: str) -> list[dict[str, Any]]:
     missing = [c for c in _COLUMNS[name] if c not in data.column_names]
     if missing:
         raise DataError(f"{where}: missing column(s) {', '.join(missing)}; expected {', '.join(_COLUMNS[name])} "
-                         f"(columns present: {', '.join(data.column_names)})")
+                        f"(columns present: {', '.join(data.column_names)})")
     keep = [c for c in _COLUMNS[name] + _OPTIONAL[name] if c in data.column_names]
     columns = data.select_columns(keep).to_dict()
     return [dict(zip(keep, values)) for values in zip(*(columns[c] for c in keep))]

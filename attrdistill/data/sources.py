@@ -35,7 +35,7 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
     else:
         raise DataError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
-                         f"{', '.join(dsbs.NAMES)}")
+                        f"{', '.join(dsbs.NAMES)}")
     if valid is None:   # as DSbS does for CQA and SVAMP
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
     splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
@@ -154,7 +154,7 @@ def show(source: str, dsbs_root: Path, n: int = 3, split: str | None = None, inp
         name, root = (path.name, path.parent) if path.is_dir() and loader == "dsbs" else (source, dsbs_root)
         if name not in dsbs.NAMES:
             raise DataError(f"{source}: expected a dataset name ({', '.join(dsbs.NAMES)}), a DSbS folder or a "
-                             ".jsonl/.csv file")
+                            ".jsonl/.csv file")
         cfg = DataConfig(source=name, path=str(root), loader=loader, hub_id=hub_id)
         if loader == "dsbs":   # every row is read and checked; only the examples shown are formatted
             names = dsbs.available_splits(root, name)
