@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from attrdistill import __version__, heatmap
-from attrdistill.config import DataConfig, dump_config, field_docs, load_config
+from attrdistill.config import DataConfig, check_environment, dump_config, field_docs, load_config
 from attrdistill.data.example import read_jsonl
 from attrdistill.distributed import barrier, is_main
 from attrdistill.errors import ConfigError, UserError
@@ -135,10 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             if not (run_dir / "config.yaml").is_file():
                 raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
             cfg = load_config(run_dir / "config.yaml", args.overrides)
+        stages = None if args.verb == "run" else [args.verb]
+        check_environment(cfg, stages)   # before the run directory is made or anything is loaded
         handler = _log_to(run_dir)
         # torch and transformers load here: --help, config and data show answer without them
         from attrdistill.pipeline import run_stages
-        metrics = run_stages(run_dir, cfg, None if args.verb == "run" else [args.verb])
+        metrics = run_stages(run_dir, cfg, stages)
         if args.verb == "run" and is_main():
             _summary(run_dir, metrics)
         return 0

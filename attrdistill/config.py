@@ -4,7 +4,9 @@
     print(dump_config(cfg))          # the full resolved config, with each field's doc as a comment
 
 The defaults written here are the only ones: `configs/default.yaml` is `dump_config(RunConfig())`
-and a test keeps the two equal. Validation happens on load, before any work, and names the field.
+and a test keeps the two equal. Choices and ranges are the fields' types (`Literal`, `Annotated` bounds),
+checked on load with the field named; `check_environment` looks for files, cached models and packages when a
+run starts, before any work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
@@ -38,38 +40,71 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)   # nested sections must never be shared between configs
 
 
+@dataclass(frozen=True)
+class Bound:
+    """A field's range, checked on load: value > low (strict) or value >= low."""
+    low: float
+    strict: bool
+
+    def holds(self, value: float) -> bool:
+        return value > self.low if self.strict else value >= self.low
+
+    def __str__(self) -> str:
+        return f"{'>' if self.strict else '>='} {self.low:g}"
+
+
+PosInt = Annotated[int, Bound(0, strict=True)]
+NonNegInt = Annotated[int, Bound(0, strict=False)]
+PosFloat = Annotated[float, Bound(0, strict=True)]
+NonNegFloat = Annotated[float, Bound(0, strict=False)]
+# Choices are the types of their fields (checked on load); these are also read elsewhere.
+Source = Literal["builtin", "cqa", "svamp", "anli1", "esnli", "files"]
+Method = Literal["saliency", "saliency_stepwise", "input_x_gradient", "integrated_gradients", "occlusion", "random"]
+Quantity = Literal["logit", "log_prob", "margin"]
+Dtype = Literal["float32", "bfloat16", "float16"]
+METHODS: tuple[str, ...] = typing.get_args(Method)
+QUANTITIES: tuple[str, ...] = typing.get_args(Quantity)
+# The methods that give per-target-token scores, which attribution.order: aligned needs.
+ALIGNED_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient", "occlusion")
+
+
 @dataclass
 class DataConfig:
-    source: str = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package), a "
-                                "Distilling Step-by-Step dataset read from data.path (cqa, svamp, anli1, esnli), "
-                                "or 'files' (your own .jsonl/.csv, see train_file).")
+    source: Source = _f("builtin", "Task: 'builtin' (the synthetic decisive-words task shipped with the package), a "
+                                   "Distilling Step-by-Step dataset read from data.path (cqa, svamp, anli1, esnli), "
+                                   "or 'files' (your own .jsonl/.csv, see train_file).")
     path: str = _f("../shared/data/dsbs", "DSbS release folder (holds cqa/, svamp/, anli1/, esnli/).")
-    loader: str = _f("dsbs", "Where a paper dataset comes from: dsbs (the release at data.path), hub (the `datasets` "
-                             "library by hub name, see data.hub_id) or esnli_csv (esnli only: the e-SNLI CSV files "
-                             "with human highlights, in the folder data.path).")
+    loader: Literal["dsbs", "hub", "esnli_csv"] = _f(
+        "dsbs", "Where a paper dataset comes from: dsbs (the release at data.path), hub (the `datasets` library by "
+        "hub name, see data.hub_id) or esnli_csv (esnli only: the e-SNLI CSV files with human highlights, in the "
+        "folder data.path).")
     hub_id: str | None = _f(None, "loader hub: a hub id, or a DatasetDict.save_to_disk folder, instead of the default "
                                   "(cos_e v1.11, ChilleD/SVAMP, facebook/anli, esnli).")
-    nli_format: str = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' (Premise: ... "
-                                "Hypothesis: ...).")
-    limit: int = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
-    eval_limit: int = _f(0, "Real data: keep only the first N validation and test examples (0 = as data.limit).")
+    nli_format: Literal["eos", "text"] = _f("eos", "NLI input: 'eos' (premise</s>hypothesis, as DSbS) or 'text' "
+                                                   "(Premise: ... Hypothesis: ...).")
+    train_split: Literal["train", "valid"] = _f(
+        "train", "Paper datasets: the split of the release to train on. 'valid' trains on the validation split with "
+        "10% of it held out (seed data.seed) as validation, for releases without train (e-SNLI and ANLI R1 in "
+        "DSbS's); test stays test.")
+    limit: NonNegInt = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
+    eval_limit: NonNegInt = _f(0, "Real data: keep only the first N validation and test examples (0 = as data.limit).")
     train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
     valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
     test_file: str | None = _f(None, "source 'files': test file.")
     input_field: str = _f("input", "source 'files': the column holding the input text.")
     label_field: str = _f("label", "source 'files': the column holding the label.")
     rationale_field: str | None = _f(None, "source 'files': optional column of given rationales (the dsbs variant).")
-    decisive_field: str | None = _f(None, "source 'files': optional column of the words that decide each label, "
-                                          "in label order (the oracle variant, recall@k): a list of word indices "
-                                          "(0-based, attrdistill's word split) or of the words themselves, as JSON "
-                                          "(a CSV cell may also hold 'w1, w2').")
+    decisive_field: str | None = _f(None, "source 'files': optional column of the words that decide each label, in "
+                                          "label order (the oracle variant, recall@k): a list of word indices "
+                                          "(0-based, attrdistill's word split) or of the words themselves, as JSON (a "
+                                          "CSV cell may also hold 'w1, w2').")
     human_field: str | None = _f(None, "source 'files': optional column of human-highlighted words (the human "
                                        "variant, agreement with human highlights), given as decisive_field.")
-    n_teacher_train: int = _f(6000, "Builtin task: examples the teacher is fine-tuned on.")
-    n_student_train: int = _f(200, "Builtin task: examples the students learn from (the low-data regime: at 300 a "
-                                   "label-only student trained to a plateau already reaches ~97% on validation).")
-    n_valid: int = _f(300, "Builtin task: validation examples (checkpoint selection).")
-    n_test: int = _f(500, "Builtin task: test examples (reported accuracy).")
+    n_teacher_train: PosInt = _f(6000, "Builtin task: examples the teacher is fine-tuned on.")
+    n_student_train: PosInt = _f(200, "Builtin task: examples the students learn from (the low-data regime: at 300 a "
+                                      "label-only student trained to a plateau already reaches ~97% on validation).")
+    n_valid: PosInt = _f(300, "Builtin task: validation examples (checkpoint selection).")
+    n_test: PosInt = _f(500, "Builtin task: test examples (reported accuracy).")
     seed: int = _f(0, "Seed of the data generator (and of any data shuffling).")
     predict_prefix: str = _f("predict: ", "Prefix of the label task; rationale words never come from it.")
     explain_prefix: str = _f("explain: ", "Prefix of the rationale task of two-task students.")
@@ -77,126 +112,131 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    learning_rate: float = _f(1e-3, "Peak learning rate of AdamW (linear decay).")
-    batch_size: int = _f(32, "Examples per optimizer step (per device).")
-    max_steps: int = _f(1000, "Optimizer steps; 0 uses the loaded model as it is (e.g. an already fine-tuned "
-                              "teacher).")
-    eval_steps: int = _f(250, "Evaluate validation accuracy and save a checkpoint every this many steps.")
-    warmup_steps: int = _f(0, "Linear warm-up steps.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    learning_rate: PosFloat = _f(1e-3, "Peak learning rate of AdamW (linear decay).")
+    batch_size: PosInt = _f(32, "Examples per optimizer step (per device).")
+    max_steps: NonNegInt = _f(1000, "Optimizer steps; 0 uses the loaded model as it is (e.g. an already fine-tuned "
+                                    "teacher).")
+    eval_steps: PosInt = _f(250, "Evaluate validation accuracy and save a checkpoint every this many steps.")
+    warmup_steps: NonNegInt = _f(0, "Linear warm-up steps.")
+    weight_decay: NonNegFloat = _f(0.0, "AdamW weight decay.")
     seed: int = _f(0, "Seed of model initialisation and data order.")
-    patience: int = _f(0, "Stop when validation accuracy has not improved for this many evaluations (the best "
-                          "checkpoint is kept); 0 trains all max_steps.")
+    patience: NonNegInt = _f(0, "Stop when validation accuracy has not improved for this many evaluations (the best "
+                                "checkpoint is kept); 0 trains all max_steps.")
 
 
 @dataclass
 class ModelConfig:
-    model: str | None = _f(None, "Hub id or local directory of a pretrained model (seq2seq or causal LM); null "
-                                 "(and no gguf_file) builds one of `architecture` from the size fields below.")
+    model: str | None = _f(None, "Hub id or local directory of a pretrained model (seq2seq or causal LM); null (and "
+                                 "no gguf_file) builds one of `architecture` from the size fields below.")
     tokenizer: str | None = _f(None, "Hub id or directory of the tokenizer; null uses the model's, or for a "
                                      "from-scratch model the word-level tokenizer built from the task.")
-    architecture: str = _f("t5", "From-scratch family: t5 (encoder-decoder) or llama (decoder-only); a pretrained "
-                                 "model brings its own (seq2seq or causal LM, detected from its config).")
+    architecture: Literal["t5", "llama"] = _f("t5", "From-scratch family: t5 (encoder-decoder) or llama "
+                                                    "(decoder-only); a pretrained model brings its own (seq2seq or "
+                                                    "causal LM, detected from its config).")
     gguf_file: str | None = _f(None, "A .gguf file of a causal LM (a path, or a file name inside `model`), loaded "
                                      "dequantized through transformers (needs the gguf package).")
-    init: str = _f("model", "Where the weights start: model (the pretrained `model` / `gguf_file`, or from scratch "
-                            "at the size fields below) or, for the student only, teacher: this run's fine-tuned "
-                            "teacher, with blocks dropped by keep_every or keep_blocks (prune, then distill: "
-                            "DistilBERT, Minitron); its tokenizer comes along.")
-    keep_every: int = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` "
-                            "(1 = all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
+    init: Literal["model", "teacher"] = _f("model", "Where the weights start: model (the pretrained `model` / "
+                                                    "`gguf_file`, or from scratch at the size fields below) or, for "
+                                                    "the student only, teacher: this run's fine-tuned teacher, with "
+                                                    "blocks dropped by keep_every or keep_blocks (prune, then "
+                                                    "distill: DistilBERT, Minitron); its tokenizer comes along.")
+    keep_every: PosInt = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` (1 = "
+                               "all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
     keep_blocks: list[int] = _f([], "Pretrained or teacher start: the transformer blocks to keep, by index in "
                                     "increasing order (e.g. [0, 10, 20, 29]; T5 needs block 0, which holds the "
                                     "position bias); [] = keep_every decides.")
-    d_model: int = _f(128, "From-scratch model: hidden size.")
-    d_ff: int = _f(512, "From-scratch model: feed-forward size.")
-    num_layers: int = _f(2, "From-scratch model: layers (a T5's decoder has as many as its encoder).")
-    num_heads: int = _f(4, "From-scratch model: attention heads (head size = d_model / num_heads).")
+    d_model: PosInt = _f(128, "From-scratch model: hidden size.")
+    d_ff: PosInt = _f(512, "From-scratch model: feed-forward size.")
+    num_layers: PosInt = _f(2, "From-scratch model: layers (a T5's decoder has as many as its encoder).")
+    num_heads: PosInt = _f(4, "From-scratch model: attention heads (head size = d_model / num_heads).")
     dropout: float = _f(0.1, "From-scratch model: dropout rate.")
-    max_input_length: int = _f(128, "Inputs are truncated to this many tokens.")
-    max_target_length: int = _f(32, "Targets (labels, rationales) are truncated to this many tokens.")
-    dtype: str = _f("float32", "Compute dtype: float32, bfloat16 or float16. On a GPU, bf16/fp16 train with mixed "
-                               "precision (float32 weights) and attribute/evaluate in that dtype.")
+    max_input_length: PosInt = _f(128, "Inputs are truncated to this many tokens.")
+    max_target_length: PosInt = _f(32, "Targets (labels, rationales) are truncated to this many tokens.")
+    dtype: Dtype = _f("float32", "Compute dtype: float32, bfloat16 or float16. On a GPU, bf16/fp16 train with mixed "
+                                 "precision (float32 weights) and attribute/evaluate in that dtype.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory in training (large teachers).")
     train: TrainConfig = _f(TrainConfig(), "Optimisation settings.")
 
 
 @dataclass
 class AttributionConfig:
-    method: str = _f("saliency", "Attribution method: saliency (the paper's), saliency_stepwise, input_x_gradient, "
-                                 "integrated_gradients, occlusion or random.")
-    target: str = _f("gold", "What is explained: gold (the label, as in the paper) or prediction (the teacher's own "
-                             "greedy output).")
-    k: int = _f(5, "Rationale length: the top-k words.")
-    aggregation: str = _f("sum", "Sub-word scores to word scores: sum, max or mean.")
-    order: str = _f("score", "Order of rationale words: score (highest first), position, or aligned: for each "
-                             "target token in turn (special tokens and padding skipped) the not-yet-chosen word "
-                             "that most explains it, then the rest by score up to k, so the rationale follows the "
-                             "label. aligned needs per-target-token scores: saliency, saliency_stepwise, "
-                             "input_x_gradient or occlusion (the random control keeps k random words).")
-    quantity: str = _f("logit", "What the gradient methods explain per target token: logit (the raw gold logit, "
-                                "the paper's), log_prob (log p(gold): the logit minus the log-normaliser) or "
-                                "margin (the gold logit minus the best other one: the decision, not the logit's "
-                                "size). Occlusion measures the drop in log_prob under both logit and log_prob, "
-                                "and in the margin under margin.")
+    method: Method = _f("saliency", "Attribution method: saliency (the paper's), saliency_stepwise, input_x_gradient, "
+                                    "integrated_gradients, occlusion or random.")
+    target: Literal["gold", "prediction"] = _f(
+        "gold", "What is explained: gold (the label, as in the paper) or prediction (the teacher's own greedy output).")
+    k: PosInt = _f(5, "Rationale length: the top-k words.")
+    aggregation: Literal["sum", "max", "mean"] = _f("sum", "Sub-word scores to word scores: sum, max or mean.")
+    order: Literal["score", "position", "aligned"] = _f(
+        "score", "Order of rationale words: score (highest first), position, or aligned: for each target token in "
+        "turn (special tokens and padding skipped) the not-yet-chosen word that most explains it, then the rest by "
+        "score up to k, so the rationale follows the label. aligned needs per-target-token scores: saliency, "
+        "saliency_stepwise, input_x_gradient or occlusion (the random control keeps k random words).")
+    quantity: Quantity = _f("logit", "What the gradient methods explain per target token: logit (the raw gold logit, "
+                                     "the paper's), log_prob (log p(gold): the logit minus the log-normaliser) or "
+                                     "margin (the gold logit minus the best other one: the decision, not the logit's "
+                                     "size). Occlusion measures the drop in log_prob under both logit and log_prob, "
+                                     "and in the margin under margin.")
     mass: float = _f(0.0, "Adaptive rationale length: 0 = off (always k words); p in (0, 1] = the fewest of the "
-                          "selected words, taken in order, whose non-negative scores reach share p of all "
-                          "candidate words' non-negative score, at least 1 and at most k.")
-    teacher_wrong: str = _f("keep", "Examples the teacher gets wrong (greedy prediction != gold label): keep their "
-                                    "rationales, or drop them (empty rationale; rows carry teacher_correct). "
-                                    "The random control is never dropped.")
+                          "selected words, taken in order, whose non-negative scores reach share p of all candidate "
+                          "words' non-negative score, at least 1 and at most k.")
+    teacher_wrong: Literal["keep", "drop"] = _f(
+        "keep", "Examples the teacher gets wrong (greedy prediction != gold label): keep their rationales, or drop "
+        "them (empty rationale; rows carry teacher_correct). The random control is never dropped.")
     skip_punctuation: bool = _f(True, "Never pick punctuation as a rationale word.")
     stop_words: list[str] = _f([], "Words never picked as rationale words (case-insensitive); the entry 'english' "
                                    "adds a built-in list of English function words.")
-    norm: str = _f("l1", "saliency_stepwise: norm of each target token's gradient, l1 or l2.")
-    ig_steps: int = _f(50, "integrated_gradients: quadrature points on the path from the baseline.")
-    ig_baseline: str = _f("pad", "integrated_gradients: baseline embedding, pad (the pad token's embedding at every "
-                                 "position) or zero. T5's RMS norm makes the model almost scale-invariant, so on "
-                                 "the zero path nearly all change happens next to the baseline and the integral "
-                                 "does not converge (completeness fails); pad does.")
-    ig_internal_batch_size: int = _f(256, "integrated_gradients: path points per forward pass.")
-    batch_size: int = _f(64, "Examples per backward pass.")
-    shard_size: int = _f(1024, "Examples per cached shard: an interrupted attribution resumes at the next shard, "
-                               "and `accelerate launch` splits the shards across processes.")
+    norm: Literal["l1", "l2"] = _f("l1", "saliency_stepwise: norm of each target token's gradient, l1 or l2.")
+    ig_steps: PosInt = _f(50, "integrated_gradients: quadrature points on the path from the baseline.")
+    ig_baseline: Literal["zero", "pad"] = _f("pad", "integrated_gradients: baseline embedding, pad (the pad token's "
+                                                    "embedding at every position) or zero. T5's RMS norm makes the "
+                                                    "model almost scale-invariant, so on the zero path nearly all "
+                                                    "change happens next to the baseline and the integral does not "
+                                                    "converge (completeness fails); pad does.")
+    ig_internal_batch_size: PosInt = _f(256, "integrated_gradients: path points per forward pass.")
+    batch_size: PosInt = _f(64, "Examples per backward pass.")
+    shard_size: PosInt = _f(1024, "Examples per cached shard: an interrupted attribution resumes at the next shard, "
+                                  "and `accelerate launch` splits the shards across processes.")
 
 
 @dataclass
 class DistillConfig:
     variants: list[str] = _f(["standard", "kd", "saliency", "match:occlusion"], variants_doc())
-    rationale_weight: float = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
+    rationale_weight: NonNegFloat = _f(0.5, "lambda in L = L_label + lambda * L_rationale.")
     kd_alpha: float = _f(0.5, "kd: alpha in L_label = (1 - alpha) CE + alpha T^2 D(p_teacher^T || p_student^T).")
-    kd_temperature: float = _f(2.0, "kd: softmax temperature T of both distributions.")
-    kd_divergence: str = _f("forward_kl", "kd: D = forward_kl (DistillKit's default), reverse_kl, or jsd "
-                                          "(generalised JSD with weight kd_beta, as TRL's GKD).")
+    kd_temperature: PosFloat = _f(2.0, "kd: softmax temperature T of both distributions.")
+    kd_divergence: Literal["forward_kl", "reverse_kl", "jsd"] = _f(
+        "forward_kl", "kd: D = forward_kl (DistillKit's default), reverse_kl, or jsd (generalised JSD with weight "
+        "kd_beta, as TRL's GKD).")
     kd_beta: float = _f(0.5, "kd: beta of the generalised JSD (0.5 = the symmetric JSD).")
-    match_weight: float = _f(1.0, "match: mu in L = L_label + mu * KL(teacher word scores || student saliency).")
-    kd_top_k: int = _f(16, "kd: teacher logits kept per target token (plus the rest's mass); the vocabulary size "
-                           "gives exact KD.")
-    format: str = _f("two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target, "
-                                 "rationale first, 'w1, w2, ..., so the answer is X' (the answer is read after the "
-                                 "last 'so the answer is'); label_first: one target 'X, because w1, w2, ...' (the "
-                                 "answer is read before the first 'because'; Wadhwa et al. 2024 found label first "
-                                 "better).")
+    match_weight: NonNegFloat = _f(1.0, "match: mu in L = L_label + mu * KL(teacher word scores || student saliency).")
+    kd_top_k: PosInt = _f(16, "kd: teacher logits kept per target token (plus the rest's mass); the vocabulary size "
+                              "gives exact KD.")
+    format: Literal["two_task", "single", "label_first"] = _f(
+        "two_task", "two_task: predict:/explain: prompts (DSbS, the paper); single: one target, rationale first, 'w1, "
+        "w2, ..., so the answer is X' (the answer is read after the last 'so the answer is'); label_first: one target "
+        "'X, because w1, w2, ...' (the answer is read before the first 'because'; Wadhwa et al. 2024 found label "
+        "first better).")
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
 
 
 @dataclass
 class EvalConfig:
-    batch_size: int = _f(128, "Examples per generate() call.")
-    max_new_tokens: int = _f(64, "Greedy decoding stops at EOS or after this many tokens.")
+    batch_size: PosInt = _f(128, "Examples per generate() call.")
+    max_new_tokens: PosInt = _f(64, "Greedy decoding stops at EOS or after this many tokens.")
 
 
 @dataclass
 class AnalysisConfig:
-    k_sweep: list[int] = _f([], "Also train attribution.method students with each of these k (the paper: 1..10 on ANLI "
-                                "and CQA) and report accuracy vs k; [] = no sweep.")
-    methods: list[str] = _f([], "More attribution methods to score and compare (recall, faithfulness, human agreement) "
-                                "without training students on them; a method named in distill.variants is compared "
-                                "anyway.")
-    faithfulness_examples: int = _f(200, "Student-train examples on which each method's comprehensiveness and "
-                                         "sufficiency are measured with the teacher (0 = skip).")
-    fractions: list[float] = _f([0.01, 0.05, 0.1, 0.2], "Shares of the input words deleted / kept for faithfulness "
-                                                        "(AOPC over these, as ERASER).")
+    k_sweep: list[int] = _f([], "Also train attribution.method students with each of these k (the paper: 1..10 on "
+                                "ANLI and CQA) and report accuracy vs k; [] = no sweep.")
+    methods: list[str] = _f([], "More attribution methods to score and compare (recall, faithfulness, human "
+                                "agreement) without training students on them; a method named in distill.variants is "
+                                "compared anyway.")
+    faithfulness_examples: NonNegInt = _f(200, "Student-train examples on which each method's comprehensiveness and "
+                                               "sufficiency are measured with the teacher (0 = skip).")
+    fractions: list[float] = _f(
+        [0.01, 0.05, 0.1, 0.2], "Shares of the input words deleted / kept for faithfulness (AOPC over these, as "
+        "ERASER).")
 
 
 @dataclass
@@ -222,32 +262,6 @@ class RunConfig:
                                   "reruns for it.")
 
 
-CHOICES = {
-    "data.source": ("builtin", "cqa", "svamp", "anli1", "esnli", "files"),
-    "data.nli_format": ("eos", "text"),
-    "data.loader": ("dsbs", "hub", "esnli_csv"),
-    "teacher.dtype": ("float32", "bfloat16", "float16"),
-    "teacher.architecture": ("t5", "llama"),
-    "student.architecture": ("t5", "llama"),
-    "teacher.init": ("model",),
-    "student.init": ("model", "teacher"),
-    "student.dtype": ("float32", "bfloat16", "float16"),
-    "attribution.aggregation": ("sum", "max", "mean"),
-    "attribution.order": ("score", "position", "aligned"),
-    "attribution.quantity": ("logit", "log_prob", "margin"),
-    "attribution.teacher_wrong": ("keep", "drop"),
-    "attribution.method": ("saliency", "saliency_stepwise", "input_x_gradient", "integrated_gradients", "occlusion",
-                           "random"),
-    "attribution.target": ("gold", "prediction"),
-    "attribution.norm": ("l1", "l2"),
-    "attribution.ig_baseline": ("zero", "pad"),
-    "distill.format": ("two_task", "single", "label_first"),
-    "distill.kd_divergence": ("forward_kl", "reverse_kl", "jsd"),
-}
-METHODS = CHOICES["attribution.method"]
-QUANTITIES = CHOICES["attribution.quantity"]
-# The methods that give per-target-token scores, which attribution.order: aligned needs.
-ALIGNED_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient", "occlusion")
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -255,8 +269,19 @@ def _fields(cls: type) -> dict[str, dataclasses.Field]:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check `value` against the annotation `tp`; ints are accepted for floats."""
+    """Check `value` against the annotation `tp` (choices, ranges, types); ints are accepted for floats."""
     origin = typing.get_origin(tp)
+    if origin is Annotated:
+        base, *bounds = typing.get_args(tp)
+        value = _coerce(value, base, where)
+        for bound in bounds:
+            if not bound.holds(value):
+                raise ConfigError(f"{where}: expected a value {bound}, got {value!r}")
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: expected one of {', '.join(typing.get_args(tp))}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -284,7 +309,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def _build(cls: type, raw: dict[str, Any], prefix: str = "", base: Any = None) -> Any:
     """Dataclass `cls` from a mapping, on top of `base` (default: the field defaults)."""
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     known = _fields(cls)
     base = cls() if base is None else base
     for key, value in raw.items():
@@ -341,18 +366,13 @@ def _gguf_problem(m: ModelConfig) -> str | None:
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Range and choice checks that types alone cannot express."""
-    flat = to_dict(cfg)
+    """The checks that span fields (choices and ranges are the fields' types, checked by `_build`).
 
-    def get(path: str) -> Any:
-        node: Any = flat
-        for part in path.split("."):
-            node = node[part]
-        return node
-
-    for path, allowed in CHOICES.items():
-        if get(path) not in allowed:
-            raise ConfigError(f"{path}: expected one of {', '.join(allowed)}, got {get(path)!r}")
+    Nothing here looks at files, the hub cache or installed packages: `check_environment` does, when a run
+    starts, so a config written for another machine still resolves here."""
+    if cfg.teacher.init != "model":
+        raise ConfigError(f"teacher.init: expected one of model (only a student starts from the teacher), got "
+                          f"{cfg.teacher.init!r}")
     for v in cfg.distill.variants:
         try:
             variant = parse_variant(v, METHODS)
@@ -371,60 +391,22 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"analysis.k_sweep: every k must be > 0, got {cfg.analysis.k_sweep}")
     if not cfg.analysis.fractions or any(not 0 < q <= 1 for q in cfg.analysis.fractions):
         raise ConfigError(f"analysis.fractions: expected shares in (0, 1], got {cfg.analysis.fractions}")
-    if cfg.analysis.faithfulness_examples < 0:
-        raise ConfigError(f"analysis.faithfulness_examples: expected a value >= 0, got "
-                          f"{cfg.analysis.faithfulness_examples}")
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
     _validate_attribution(cfg)
-    positive = ["distill.kd_temperature", "distill.kd_top_k", "attribution.k", "attribution.batch_size",
-                "attribution.shard_size", "attribution.ig_steps",
-                "attribution.ig_internal_batch_size", "eval.batch_size", "eval.max_new_tokens",
-                "data.n_student_train", "data.n_valid", "data.n_test", "data.n_teacher_train"]
-    for role in ("teacher", "student"):
-        positive += [f"{role}.{n}" for n in ("d_model", "d_ff", "num_layers", "num_heads", "max_input_length",
-                                             "max_target_length", "keep_every")]
-        positive += [f"{role}.train.{n}" for n in ("learning_rate", "batch_size", "eval_steps")]
-        if getattr(cfg, role).train.patience < 0:
-            raise ConfigError(f"{role}.train.patience: expected a value >= 0, got {getattr(cfg, role).train.patience}")
-    if cfg.student.train.max_steps <= 0 or cfg.teacher.train.max_steps < 0:
+    if cfg.student.train.max_steps == 0:
         raise ConfigError("student.train.max_steps: expected a value > 0 (teacher.train.max_steps may be 0: "
-                          f"no fine-tuning), got {cfg.student.train.max_steps} / {cfg.teacher.train.max_steps}")
+                          "no fine-tuning), got 0")
     if cfg.paper is not None and cfg.paper not in SETTINGS:
         raise ConfigError(f"paper: expected one of {', '.join(SETTINGS)}, got {cfg.paper!r}")
-    for path in positive:
-        if get(path) <= 0:
-            raise ConfigError(f"{path}: expected a value > 0, got {get(path)!r}")
     if cfg.data.source == "files":
-        for key in ("train_file", "test_file") + (("valid_file",) if cfg.data.valid_file else ()):
-            value = getattr(cfg.data, key)
-            if not value or not Path(value).is_file():
-                raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', "
-                                  f"got {value!r}")
-    if cfg.distill.match_weight < 0:
-        raise ConfigError(f"distill.match_weight: expected a value >= 0 (mu), got {cfg.distill.match_weight}")
-    if cfg.distill.rationale_weight < 0:
-        raise ConfigError(f"distill.rationale_weight: expected a value >= 0 (lambda), got "
-                          f"{cfg.distill.rationale_weight}")
-    for role in ("teacher", "student"):
-        problem = _model_problem(getattr(cfg, role).model)
-        if problem:
-            raise ConfigError(f"{role}.model: {problem}")
-    if cfg.data.source in ("cqa", "svamp", "anli1", "esnli") and cfg.data.loader != "hub" \
-            and not Path(cfg.data.path).is_dir():
-        raise ConfigError(f"data.path: {cfg.data.path!r} is not a folder (expected "
-                          f"{'the e-SNLI CSV files' if cfg.data.loader == 'esnli_csv' else 'the DSbS release'})")
+        for key in ("train_file", "test_file"):
+            if not getattr(cfg.data, key):
+                raise ConfigError(f"data.{key}: expected a .jsonl/.csv file for source 'files', got None")
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
-    for key in ("limit", "eval_limit"):
-        if getattr(cfg.data, key) < 0:
-            raise ConfigError(f"data.{key}: expected a value >= 0, got {getattr(cfg.data, key)}")
     for role in ("teacher", "student"):
         m: ModelConfig = getattr(cfg, role)
-        if m.gguf_file:
-            problem = _gguf_problem(m)
-            if problem:
-                raise ConfigError(f"{role}.gguf_file: {problem}")
         if m.init == "teacher" and (m.model or m.gguf_file or m.tokenizer):
             raise ConfigError(f"{role}.init: teacher starts from the teacher's weights and tokenizer; unset "
                               f"{role}.model, gguf_file and tokenizer (or use init: model)")
@@ -438,6 +420,37 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"{role}.d_model: expected a multiple of {role}.num_heads ({m.num_heads}), "
                               f"got {m.d_model}")
     return cfg
+
+
+# What each stage reads from outside the run directory: the data, the teacher's weights, the student's.
+_ENVIRONMENT = {"data": ("data",), "finetune": ("teacher",), "distill": ("student",)}
+
+
+def check_environment(cfg: RunConfig, stages: list[str] | None = None) -> None:
+    """Before any work of `stages` (None: all): the files, hub-cache entries and packages they need exist.
+    Each problem is a ConfigError naming the field."""
+    needs = {n for stage in (stages or _ENVIRONMENT) for n in _ENVIRONMENT.get(stage, ())}
+    if "data" in needs:
+        d = cfg.data
+        if d.source == "files":
+            for key in ("train_file", "test_file") + (("valid_file",) if d.valid_file else ()):
+                value = getattr(d, key)
+                if not value or not Path(value).is_file():
+                    raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', "
+                                      f"got {value!r}")
+        elif d.source != "builtin" and d.loader != "hub" and not Path(d.path).is_dir():
+            raise ConfigError(f"data.path: {d.path!r} is not a folder (expected "
+                              f"{'the e-SNLI CSV files' if d.loader == 'esnli_csv' else 'the DSbS release'})")
+    for role in ("teacher", "student"):
+        if role not in needs:
+            continue
+        m: ModelConfig = getattr(cfg, role)
+        problem = _model_problem(m.model)
+        if problem:
+            raise ConfigError(f"{role}.model: {problem}")
+        problem = _gguf_problem(m) if m.gguf_file else None
+        if problem:
+            raise ConfigError(f"{role}.gguf_file: {problem}")
 
 
 def _validate_attribution(cfg: RunConfig) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from attrdistill import __version__, analysis
 from attrdistill.attribution import attribute, rationale_at, recall_at_k
 from attrdistill.attribution import settings as attribution_settings
-from attrdistill.config import METHODS, RunConfig, dump_config, pretrained, to_dict
+from attrdistill.config import METHODS, RunConfig, check_environment, dump_config, pretrained, to_dict
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import barrier, is_main, on_main_only
@@ -681,6 +681,8 @@ def save_run_config(run: Path, cfg: RunConfig) -> None:
 
 
 def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> dict:
+    """Run `stages` (None: all) in order, after checking that what they read from outside the run exists."""
+    check_environment(cfg, stages)
     save_run_config(run, cfg)
     result: dict = {}
     for name in stages or list(STAGES):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from attrdistill.config import ConfigError, RunConfig, dump_config, field_docs, load_config
+from attrdistill.config import ConfigError, RunConfig, check_environment, dump_config, field_docs, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,16 +19,23 @@ def test_packaged_default_yaml_is_the_dataclass_defaults():
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
-def test_every_config_file_loads_and_validates(path, monkeypatch, tmp_path):
-    # Paper configs name hub models; offline they are refused (not cached here), online they validate.
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+def test_every_config_file_resolves_anywhere_and_its_environment_is_checked(path, monkeypatch, tmp_path):
+    # On load nothing outside the config is looked at: offline, without its models or GGUF file, it resolves.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert isinstance(load_config(path), RunConfig)
+    # Paper configs name hub models; online they pass the run's checks (offline and not cached, they would not).
+    monkeypatch.delenv("HF_HUB_OFFLINE")
     # A GGUF file is the user's own download (the config's comments say how); a stand-in file takes its place.
     raw = yaml.safe_load(path.read_text())
     stand_in = tmp_path / "model.gguf"
     stand_in.write_bytes(b"GGUF")
     overrides = [f"{role}.gguf_file={stand_in}" for role in ("teacher", "student")
                  if (raw.get(role) or {}).get("gguf_file")]
-    assert isinstance(load_config(path, overrides), RunConfig)
+    check_environment(load_config(path, overrides))
+    if overrides:
+        with pytest.raises(ConfigError, match="gguf_file: .* is not a file"):
+            check_environment(load_config(path, [o.replace(str(stand_in), str(tmp_path / "no.gguf"))
+                                                 for o in overrides]))
 
 
 def test_every_field_is_documented():
@@ -77,3 +84,19 @@ def test_bad_files_name_the_file(tmp_path):
     wrong.write_text("distill:\n  seedz: [1]\n")
     with pytest.raises(ConfigError, match=r"wrong.yaml: unknown config key 'distill.seedz'"):
         load_config(wrong)
+
+
+def test_choices_and_ranges_are_the_fields_types():
+    import typing
+
+    from attrdistill import attribution, config
+    assert config.METHODS == attribution.METHODS, "the config's method choices are the attribution registry's"
+    hints = typing.get_type_hints(config.AttributionConfig, include_extras=True)
+    assert typing.get_args(hints["order"]) == ("score", "position", "aligned")
+    with pytest.raises(ConfigError, match=r"eval.batch_size: expected a value > 0, got -3"):
+        load_config(None, ["eval.batch_size=-3"])
+    with pytest.raises(ConfigError, match=r"distill.match_weight: expected a value >= 0, got -1"):
+        load_config(None, ["distill.match_weight=-1"])
+    with pytest.raises(ConfigError, match=r"data.train_split: expected one of train, valid, got 'test'"):
+        load_config(None, ["data.train_split=test"])
+    assert load_config(None, ["teacher.train.max_steps=0", "data.limit=0"]).teacher.train.max_steps == 0

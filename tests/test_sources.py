@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from attrdistill.cli import main
-from attrdistill.config import DataConfig
+from attrdistill.config import DataConfig, load_config
 from attrdistill.data.sources import build_splits, read_table, show
+from attrdistill.errors import ConfigError
 from attrdistill.evaluation import accuracy, matcher
 
 
@@ -28,6 +29,21 @@ def test_missing_train_split_says_where_to_get_it(shared):
         build_splits(DataConfig(source="anli1", path=str(shared / "data" / "dsbs")))
     with pytest.raises(FileNotFoundError, match="data.path"):
         build_splits(DataConfig(source="cqa", path="/nonexistent/dsbs"))
+
+
+def test_train_split_valid_holds_out_a_tenth_and_tests_on_test(shared):
+    splits = build_splits(DataConfig(source="esnli", path=str(shared / "data" / "dsbs"), train_split="valid",
+                                     nli_format="text"))
+    train, valid, test = splits["teacher_train"], splits["valid"], splits["test"]
+    assert (len(train), len(valid), len(test)) == (8857, 985, 9824), "9,842 valid rows: 90% train, 10% validation"
+    assert {ex.id for ex in train}.isdisjoint(ex.id for ex in valid)
+    assert all(ex.id.startswith("esnli-valid-") for ex in train + valid)
+    assert all(ex.id.startswith("esnli-test-") for ex in test)
+    assert all(ex.rationale for ex in train[:50]), "the valid split's PaLM rationales come along (dsbs variant)"
+    again = build_splits(DataConfig(source="esnli", path=str(shared / "data" / "dsbs"), train_split="valid"))
+    assert [ex.id for ex in again["valid"]] == [ex.id for ex in valid], "the held-out part is seeded"
+    with pytest.raises(ConfigError, match="data.train_split"):
+        load_config(None, ["data.train_split=test"])
 
 
 def test_svamp_is_judged_by_value_others_exactly():
@@ -82,7 +98,7 @@ def normalize_words(text: str) -> list[str]:
 
 
 def test_own_files_as_a_run_source(tmp_path):
-    from attrdistill.config import ConfigError, load_config
+    from attrdistill.config import ConfigError, check_environment, load_config
     train = tmp_path / "train.jsonl"
     train.write_text("".join(f'{{"q": "question {i}", "a": "answer {i % 3}", "why": "w{i}"}}\n' for i in range(30)))
     test = tmp_path / "test.csv"
@@ -92,8 +108,11 @@ def test_own_files_as_a_run_source(tmp_path):
     splits = build_splits(cfg.data)
     assert len(splits["student_train"]) == 27 and len(splits["valid"]) == 3 and len(splits["test"]) == 2
     assert splits["student_train"][0].rationale.startswith("w") and splits["test"][0].rationale == ""
-    with pytest.raises(ConfigError, match="data.test_file: expected an existing"):
+    with pytest.raises(ConfigError, match="data.test_file: expected a .jsonl/.csv file for source 'files', got None"):
         load_config(None, ["data.source=files", f"data.train_file={train}"])
+    elsewhere = load_config(None, ["data.source=files", f"data.train_file={train}", "data.test_file=/no/test.csv"])
+    with pytest.raises(ConfigError, match="data.test_file: expected an existing .jsonl/.csv file"):
+        check_environment(elsewhere)   # a missing file is found when a run starts, not when the config resolves
 
 
 def test_cqa_accepts_the_choice_letter():

@@ -2,7 +2,8 @@
 
 The built-in task generates every split. A DSbS dataset has one train set: the teacher and the
 students both learn from it (as in the paper); CQA and SVAMP take DSbS's 10% validation split
-(seed 0) from it, ANLI and e-SNLI have their own.
+(seed 0) from it, ANLI and e-SNLI have their own. `data.train_split: valid` trains on a release's
+validation split (e-SNLI and ANLI R1 ship no train split in DSbS's release) and holds 10% of it out.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
                  "valid": cfg.n_valid, "test": cfg.n_test}
         return {name: synthetic.generate(n, seed=cfg.seed * 10 + i) for i, (name, n) in enumerate(sizes.items())}
     if cfg.source in dsbs.NAMES:
-        train, test = (paper_split(cfg, s) for s in ("train", "test"))
-        valid = paper_split(cfg, "valid")
+        train, test = (paper_split(cfg, s) for s in (cfg.train_split, "test"))
+        # Validation held out of train when train is the release's validation split.
+        valid = paper_split(cfg, "valid") if cfg.train_split != "valid" else None
     elif cfg.source == "files":
         fields = (cfg.input_field, cfg.label_field, cfg.rationale_field, cfg.decisive_field, cfg.human_field)
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
