@@ -122,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "config":
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0
+        stages = None if args.verb == "run" else [args.verb]
         if args.verb == "run":
             cfg = load_config(args.config, args.overrides)
+            check_environment(cfg)   # before --force removes anything, the run directory is made or a model loads
             run_dir = args.out or Path("runs") / cfg.name
             if run_dir.exists() and not run_dir.is_dir():
                 raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
@@ -135,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if not (run_dir / "config.yaml").is_file():
                 raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
             cfg = load_config(run_dir / "config.yaml", args.overrides)
-        stages = None if args.verb == "run" else [args.verb]
-        check_environment(cfg, stages)   # before the run directory is made or anything is loaded
+            check_environment(cfg, stages)
         handler = _log_to(run_dir)
         # torch and transformers load here: --help, config and data show answer without them
         from attrdistill.pipeline import run_stages

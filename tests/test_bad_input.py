@@ -271,3 +271,13 @@ def test_a_missing_hub_model_is_one_line(tmp_path, caplog, monkeypatch):
         assert main(["run", "--out", str(tmp_path / "run")]) == 2
     message = caplog.records[-1].getMessage()
     assert message.startswith("model not found: HuggingFaceTB/SmolLM2-135M-Instrukt") and "\n" not in message
+
+
+def test_force_with_a_missing_data_folder_keeps_the_run(tmp_path, caplog):
+    run = tmp_path / "run"
+    (run / "teacher").mkdir(parents=True)
+    (run / "teacher" / "DONE.json").write_text("{}")
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--out", str(run), "--force", *_sets("data.source=cqa", "data.path=/no/such/dsbs")]) == 2
+    assert "data.path: '/no/such/dsbs' is not a folder" in caplog.records[-1].getMessage()
+    assert (run / "teacher" / "DONE.json").is_file(), "a refused run must not remove what --force would replace"
