@@ -378,9 +378,9 @@ def validate(cfg: RunConfig) -> RunConfig:
             variant = parse_variant(v, METHODS)
         except ValueError as e:
             raise ConfigError(f"distill.variants: {e}") from None
-        if variant.objective == "kd" and cfg.distill.format != "two_task":
-            raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format mixes "
-                              "with the rationale's; use distill.format: two_task")
+        if variant.objective == "kd" and cfg.distill.format == "single":
+            raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format puts "
+                              "after the rationale's; use distill.format: two_task or label_first")
     if not 0 <= cfg.distill.kd_alpha <= 1 or not 0 < cfg.distill.kd_beta < 1:
         raise ConfigError(f"distill.kd_alpha / kd_beta: expected alpha in [0, 1] and beta in (0, 1), got "
                           f"{cfg.distill.kd_alpha} / {cfg.distill.kd_beta}")

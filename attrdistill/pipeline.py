@@ -232,6 +232,9 @@ def _rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | 
         row: dict[str, Any] = {"source": cfg.data.predict_prefix + ex.input, "target": label}
         if kd is not None:
             row["kd"] = kd[ex.id]
+            if rationales is not None and cfg.distill.format == "label_first":
+                # 'X, because ...': the teacher's last entry predicts the label's EOS, where this target goes on
+                row["kd"] = {name: kd[ex.id][name][:-1] for name in ("ids", "logits", "log_norm")}
         if match is not None:
             row["match"] = {"input": ex.input, "prefix": cfg.data.predict_prefix, "scores": match[ex.id]}
         if rationales is not None and cfg.distill.format != "two_task":

@@ -161,10 +161,12 @@ def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
 @pytest.mark.parametrize("fmt,target", [("single", "x, y, so the answer is yes"), ("label_first", "yes, because x, y")])
 def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     run = tmp_path / fmt
-    sets = _sets(TINY + [f"distill.format={fmt}", "distill.variants=[standard, oracle]"])
+    # kd distils the label's tokens, which lead a label_first target (and follow the rationale in single)
+    variants = ["standard", "oracle"] + (["kd+oracle"] if fmt == "label_first" else [])
+    sets = _sets(TINY + [f"distill.format={fmt}", f"distill.variants=[{', '.join(variants)}]"])
     assert main(["run", "--out", str(run), *sets]) == 0
     m = json.loads((run / "metrics.json").read_text())
-    assert set(m["students"]) == {"standard", "oracle"} and 0 <= m["students"]["oracle"]["accuracy"] <= 1
+    assert set(m["students"]) == set(variants) and 0 <= m["students"]["oracle"]["accuracy"] <= 1
     assert 0 <= m["students"]["oracle"]["rationale_f1"] <= 1
     from attrdistill.config import load_config
     from attrdistill.data.example import Example
@@ -172,6 +174,12 @@ def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     cfg = load_config(run / "config.yaml")
     (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
     assert row == {"source": "predict: x y", "target": target}
+    if fmt == "label_first":   # the teacher's entry for the label's EOS is dropped: there the target goes on
+        kd = {"id": "a", "ids": [[1], [2], [3]], "logits": [[0.5], [0.1], [0.2]], "log_norm": [1.0, 2.0, 3.0]}
+        (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"}, kd={"a": kd})
+        assert row["kd"] == {"ids": [[1], [2]], "logits": [[0.5], [0.1]], "log_norm": [1.0, 2.0]}
+        (row,) = _rows([Example("a", "x y", "yes")], cfg, None, kd={"a": kd})
+        assert row["kd"] == kd, "a label-only kd row keeps every entry"
 
 
 def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):

@@ -128,7 +128,7 @@ def test_variants_combine_one_objective_and_one_rationale_source():
                       ("kd+salincy", "unknown part 'salincy'"), ("oracle@k3", "<method>@k<k>")]:
         with pytest.raises(ConfigError, match=says):
             load_config(overrides=[f"distill.variants=[{bad}]"])
-    with pytest.raises(ConfigError, match="single format"):
+    with pytest.raises(ConfigError, match="single format puts"):
         load_config(overrides=["distill.variants=[kd]", "distill.format=single"])
 
 
