@@ -1,16 +1,15 @@
 """Analyses of a run's outputs: how rationales relate to answers, humans and the model, and how models agree.
 
-Every function is pure: it reads attribution rows (`attributions/<method>.jsonl`), prediction rows
+Every function is pure: it reads attribution rows (`attributions/<method>/rows.jsonl`), prediction rows
 (`predictions/<model>/test.jsonl`), examples or `metrics.json`, and returns numbers.
 
     from attrdistill.data.example import read_examples, read_jsonl
-    test = read_examples(run / "data" / "test.jsonl")
-    rows = read_jsonl(run / "attributions" / "saliency.jsonl")       # same order as `test`
-    answer_overlap(rows, test)              # 0.68: share of top-k rationales containing an answer word
-    human_agreement(rows, test)             # {"precision", "recall", "f1", "macro_f1", "auprc", "n"} or None
-    faithfulness(teacher, tok, test, rows)  # {"comprehensiveness", "sufficiency", "per_fraction", "n"}
-    prediction_overlap(read_jsonl(run / "predictions" / "teacher" / "test.jsonl"),
-                       read_jsonl(run / "predictions" / "saliency-seed0" / "test.jsonl"))
+    train = read_examples(run / "data" / "student_train.jsonl")
+    rows = read_jsonl(attribution_file(run, "saliency"))             # same order as `train`
+    answer_overlap(rows, train)             # 0.68: share of top-k rationales containing an answer word
+    human_agreement(rows, train)            # {"precision", "recall", "f1", "macro_f1", "auprc", "n"} or None
+    faithfulness(teacher, tok, train, rows) # {"comprehensiveness", "sufficiency", "per_fraction", "n"}
+    prediction_overlap(predictions(run, "teacher"), predictions(run, "saliency-seed0"))   # records.Prediction
     teacher_gap(json.loads((run / "metrics.json").read_text()))        # {"saliency": 0.04, ...}
 
 An attribution row is {"id", "words", "scores", "top", "rationale", ...} with `words` the words of the
@@ -30,6 +29,7 @@ from attrdistill.attribution.occlusion import log_probs
 from attrdistill.data.example import Example
 from attrdistill.evaluation import answer_of, normalize
 from attrdistill.features import encode, is_causal, without_tokens
+from attrdistill.records import Prediction
 from attrdistill.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
 
 Row = dict[str, Any]
@@ -75,7 +75,7 @@ def answer_overlap(rows: Sequence[Row], examples: Sequence[Example],
     return hits / len(examples)
 
 
-def prediction_overlap(a: Sequence[Row], b: Sequence[Row]) -> dict[str, Any]:
+def prediction_overlap(a: Sequence[Prediction], b: Sequence[Prediction]) -> dict[str, Any]:
     """How model B's test predictions agree with model A's, split by whether A is right.
 
     right_also_right: of the examples A gets right, the share B also gets right.
@@ -85,11 +85,11 @@ def prediction_overlap(a: Sequence[Row], b: Sequence[Row]) -> dict[str, Any]:
     different rationales with the same wrong answer count as the same mistake).
     Shares over 0 examples are None. Rows pair by position; ids must match (ValueError otherwise).
     """
-    _check_aligned([str(r["id"]) for r in a], [str(r["id"]) for r in b], "prediction_overlap")
-    right = [(x, y) for x, y in zip(a, b) if x["correct"]]
-    wrong = [(x, y) for x, y in zip(a, b) if not x["correct"]]
-    also_right = sum(bool(y["correct"]) for _, y in right)
-    same_wrong = sum(not y["correct"] and normalize(answer_of(x["prediction"])) == normalize(answer_of(y["prediction"]))
+    _check_aligned([r.id for r in a], [r.id for r in b], "prediction_overlap")
+    right = [(x, y) for x, y in zip(a, b) if x.correct]
+    wrong = [(x, y) for x, y in zip(a, b) if not x.correct]
+    also_right = sum(y.correct for _, y in right)
+    same_wrong = sum(not y.correct and normalize(answer_of(x.prediction)) == normalize(answer_of(y.prediction))
                      for x, y in wrong)
     return {"n_a_right": len(right), "n_a_wrong": len(wrong),
             "right_also_right": also_right / len(right) if right else None,

@@ -2,6 +2,8 @@
 
     attrdistill run [CONFIG.yaml] [--set key=value ...] [--out DIR]   # every stage into runs/<name>
     attrdistill finetune|attribute|distill|evaluate|analyze|report RUN_DIR   # one stage of an existing run
+    attrdistill plan RUN_DIR [--set ...]                              # its units: done, or why they would run
+    attrdistill run [CONFIG.yaml] --dry-run                           # the same before a run starts
     attrdistill show RUN_DIR [--example ID] [--html FILE]             # an example's word scores, coloured
     attrdistill data show cqa --n 3                                    # look at a data source
     attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
@@ -18,10 +20,11 @@ import sys
 from pathlib import Path
 
 from attrdistill import __version__, heatmap
-from attrdistill.config import DataConfig, check_environment, dump_config, field_docs, load_config
+from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
 from attrdistill.data.example import read_jsonl
 from attrdistill.distributed import barrier, is_main
 from attrdistill.errors import ConfigError, UserError
+from attrdistill.records import attribution_file
 
 # What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
 CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML config (default: the built-in configs/default.yaml settings)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
     run.add_argument("--force", action="store_true", help="delete the run directory's outputs first")
+    run.add_argument("--dry-run", action="store_true", help="print the plan (which units would run, and why) and stop")
     _add_overrides(run)
 
     for verb, text in STAGE_HELP.items():
@@ -73,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("run_dir", type=Path, help="the run directory (holds config.yaml)")
         _add_overrides(p)
+
+    plan = sub.add_parser("plan", help="the units of a run: which are done, which would run and why",
+                          description="Print every unit of work of a run directory (its folder, its stage) and its "
+                                      "state: done, or why it would run (no output yet, config or inputs changed, "
+                                      "damaged, resumes). --set shows what a changed setting would recompute.")
+    plan.add_argument("run_dir", type=Path, help="the run directory (holds config.yaml)")
+    _add_overrides(plan)
 
     data = sub.add_parser("data", help="inspect a data source: attrdistill data show SOURCE")
     show = data.add_subparsers(dest="data_verb", required=True, metavar="show").add_parser(
@@ -122,13 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "config":
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0
-        stages = None if args.verb == "run" else [args.verb]
+        stages = None if args.verb in ("run", "plan") else [args.verb]
         if args.verb == "run":
             cfg = load_config(args.config, args.overrides)
-            check_environment(cfg)   # before --force removes anything, the run directory is made or a model loads
             run_dir = args.out or Path("runs") / cfg.name
             if run_dir.exists() and not run_dir.is_dir():
                 raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
+            if args.dry_run:
+                return _print_plan(run_dir, cfg)
+            check_environment(cfg)   # before --force removes anything, the run directory is made or a model loads
             if args.force and run_dir.exists() and is_main():
                 shutil.rmtree(run_dir)
             barrier()
@@ -137,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (run_dir / "config.yaml").is_file():
                 raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
             cfg = load_config(run_dir / "config.yaml", args.overrides)
+            if args.verb == "plan":
+                return _print_plan(run_dir, cfg)
             check_environment(cfg, stages)
         handler = _log_to(run_dir)
         # torch and transformers load here: --help, config and data show answer without them
@@ -170,12 +185,19 @@ def main(argv: list[str] | None = None) -> int:
             handler.close()
 
 
+def _print_plan(run_dir: Path, cfg: RunConfig) -> int:
+    from attrdistill.pipeline import plan
+    from attrdistill.runner import describe
+    print(describe(run_dir, plan(run_dir, cfg)))
+    return 0
+
+
 def _show_scores(run_dir: Path, example: str | None, method: str | None, html_file: Path | None) -> int:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
     cfg = load_config(run_dir / "config.yaml")
     method = method or cfg.attribution.method
-    path = run_dir / "attributions" / f"{method}.jsonl"
+    path = attribution_file(run_dir, method)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {method} attributions; run `attrdistill attribute {run_dir}` first")
     rows = read_jsonl(path)

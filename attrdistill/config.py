@@ -4,9 +4,9 @@
     print(dump_config(cfg))          # the full resolved config, with each field's doc as a comment
 
 The defaults written here are the only ones: `configs/default.yaml` is `dump_config(RunConfig())`
-and a test keeps the two equal. Choices and ranges are the fields' types (`Literal`, `Annotated` bounds),
-checked on load with the field named; `check_environment` looks for files, cached models and packages when a
-run starts, before any work.
+and a test keeps the two equal. Choices and ranges are the fields' types (`Literal`, `Annotated` bounds, and
+`Choices` read from a registry: the attribution methods of `attrdistill.methods`), checked on load with the
+field named; `check_environment` looks for files, cached models and packages when a run starts, before any work.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 
 from attrdistill.errors import ConfigError
+from attrdistill.methods import REGISTRY, aligned_names, method_names, methods_doc
 from attrdistill.paper import SETTINGS
 from attrdistill.students import parse_variant, variants_doc
 
@@ -50,7 +51,20 @@ class Bound:
         return value > self.low if self.strict else value >= self.low
 
     def __str__(self) -> str:
-        return f"{'>' if self.strict else '>='} {self.low:g}"
+        return f"a value {'>' if self.strict else '>='} {self.low:g}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A field's choices read from a registry each time a value is checked, so that an entry added there (or in
+    a test) is a valid value at once; a Literal's choices are fixed when this module loads."""
+    names: Callable[[], tuple[str, ...]]
+
+    def holds(self, value: Any) -> bool:
+        return value in self.names()
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(self.names())}"
 
 
 PosInt = Annotated[int, Bound(0, strict=True)]
@@ -59,13 +73,19 @@ PosFloat = Annotated[float, Bound(0, strict=True)]
 NonNegFloat = Annotated[float, Bound(0, strict=False)]
 # Choices are the types of their fields (checked on load); these are also read elsewhere.
 Source = Literal["builtin", "cqa", "svamp", "anli1", "esnli", "files"]
-Method = Literal["saliency", "saliency_stepwise", "input_x_gradient", "integrated_gradients", "occlusion", "random"]
+Method = Annotated[str, Choices(method_names)]   # the attribution methods' registry (attrdistill.methods)
 Quantity = Literal["logit", "log_prob", "margin"]
 Dtype = Literal["float32", "bfloat16", "float16"]
-METHODS: tuple[str, ...] = typing.get_args(Method)
 QUANTITIES: tuple[str, ...] = typing.get_args(Quantity)
-# The methods that give per-target-token scores, which attribution.order: aligned needs.
-ALIGNED_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient", "occlusion")
+# The registry's methods, and those that give the per-target-token scores attribution.order: aligned needs, as
+# registered when this module loads; the checks below read the registry itself.
+METHODS: tuple[str, ...] = method_names()
+ALIGNED_METHODS: tuple[str, ...] = aligned_names()
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """'a, b or c'."""
+    return " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
 @dataclass
@@ -160,8 +180,7 @@ class ModelConfig:
 
 @dataclass
 class AttributionConfig:
-    method: Method = _f("saliency", "Attribution method: saliency (the paper's), saliency_stepwise, input_x_gradient, "
-                                    "integrated_gradients, occlusion or random.")
+    method: Method = _f("saliency", methods_doc())
     target: Literal["gold", "prediction"] = _f(
         "gold", "What is explained: gold (the label, as in the paper) or prediction (the teacher's own greedy output).")
     k: PosInt = _f(5, "Rationale length: the top-k words.")
@@ -169,8 +188,8 @@ class AttributionConfig:
     order: Literal["score", "position", "aligned"] = _f(
         "score", "Order of rationale words: score (highest first), position, or aligned: for each target token in "
         "turn (special tokens and padding skipped) the not-yet-chosen word that most explains it, then the rest by "
-        "score up to k, so the rationale follows the label. aligned needs per-target-token scores: saliency, "
-        "saliency_stepwise, input_x_gradient or occlusion (the random control keeps k random words).")
+        "score up to k, so the rationale follows the label. aligned needs per-target-token scores: "
+        f"{_either(ALIGNED_METHODS)} (the random control keeps k random words).")
     quantity: Quantity = _f("logit", "What the gradient methods explain per target token: logit (the raw gold logit, "
                                      "the paper's), log_prob (log p(gold): the logit minus the log-normaliser) or "
                                      "margin (the gold logit minus the best other one: the decision, not the logit's "
@@ -276,7 +295,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         value = _coerce(value, base, where)
         for bound in bounds:
             if not bound.holds(value):
-                raise ConfigError(f"{where}: expected a value {bound}, got {value!r}")
+                raise ConfigError(f"{where}: expected {bound}, got {value!r}")
         return value
     if origin is Literal:
         if value not in typing.get_args(tp):
@@ -375,7 +394,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"{cfg.teacher.init!r}")
     for v in cfg.distill.variants:
         try:
-            variant = parse_variant(v, METHODS)
+            variant = parse_variant(v, method_names())
         except ValueError as e:
             raise ConfigError(f"distill.variants: {e}") from None
         if variant.objective == "kd" and cfg.distill.format == "single":
@@ -385,8 +404,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"distill.kd_alpha / kd_beta: expected alpha in [0, 1] and beta in (0, 1), got "
                           f"{cfg.distill.kd_alpha} / {cfg.distill.kd_beta}")
     for m in cfg.analysis.methods:
-        if m not in METHODS:
-            raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(METHODS)}")
+        if m not in REGISTRY:
+            raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(REGISTRY)}")
     if any(k <= 0 for k in cfg.analysis.k_sweep):
         raise ConfigError(f"analysis.k_sweep: every k must be > 0, got {cfg.analysis.k_sweep}")
     if not cfg.analysis.fractions or any(not 0 < q <= 1 for q in cfg.analysis.fractions):
@@ -458,14 +477,15 @@ def _validate_attribution(cfg: RunConfig) -> None:
     if not 0 <= a.mass <= 1:
         raise ConfigError(f"attribution.mass: expected 0 (off) or a share in (0, 1], got {a.mass!r}")
     if a.order == "aligned":
-        # Every teacher method the attribute stage scores; the random control keeps score order.
+        # Every teacher method the attribute stage scores; a seeded control (random) keeps score order.
         # Variants name a method alone or as a part ('kd+saliency@k3').
         parts = [p.partition("@k")[0] for v in cfg.distill.variants for p in v.split("+")]
-        scored = [a.method] + [m for m in parts if m in METHODS and m != "random"] + cfg.analysis.methods
-        bad = [m for m in dict.fromkeys(scored) if m not in ALIGNED_METHODS]
+        scored = [a.method] + [m for m in parts if m in REGISTRY and not REGISTRY[m].seeded] + cfg.analysis.methods
+        aligned = aligned_names()
+        bad = [m for m in dict.fromkeys(scored) if m not in aligned]
         if bad:
             raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {', '.join(bad)} "
-                              f"does not give; it works with {', '.join(ALIGNED_METHODS)}")
+                              f"does not give; it works with {', '.join(aligned_names())}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

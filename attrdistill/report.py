@@ -23,6 +23,7 @@ from attrdistill import heatmap, plots
 from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.paper import paper_accuracy
+from attrdistill.records import attribution_file
 from attrdistill.words import words
 
 FIGURES = "report_files"
@@ -251,7 +252,7 @@ def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
 
 def _attribution_methods(run: Path, cfg: RunConfig) -> list[str]:
     """The attribution files of the run: the configured method first, random last."""
-    found = sorted(p.stem for p in (run / "attributions").glob("*.jsonl"))
+    found = sorted(p.parent.name for p in (run / "attributions").glob("*/rows.jsonl"))
     order = [cfg.attribution.method] + [m for m in found if m not in (cfg.attribution.method, "random")] + ["random"]
     return [m for m in dict.fromkeys(order) if m in found]
 
@@ -270,7 +271,7 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
         blocks.append(Note("No examples: data/student_train.jsonl or attributions/ is missing."))
         return Section("Rationales", blocks)
     examples = read_examples(train)[:n]
-    rows = {meth: {r["id"]: r for r in read_jsonl(run / "attributions" / f"{meth}.jsonl")} for meth in methods}
+    rows = {meth: {r["id"]: r for r in read_jsonl(attribution_file(run, meth))} for meth in methods}
     decisive = any(ex.decisive for ex in examples)
     shaded = [meth for meth in methods if meth != "random"] or methods   # random scores are noise to look at
     table = Table(["input", "label"] + methods + (["decisive"] if decisive else []), [])

@@ -14,7 +14,9 @@ A variant names at most one objective and at most one rationale source, joined b
   scores by that method (`matching.py`); combines with the others.
 
 A new objective or source is one entry here (plus what it computes, in its own module); config
-validation, the docs of `distill.variants` and the pipeline read these tables.
+validation, the docs of `distill.variants` and the plan read these tables: an objective's entry names
+the teacher's unit its students read (`reads`: its cached logits or outputs) and the distill settings
+that change them, so the plan gives its students those dependencies and fingerprints without a branch.
 """
 
 from __future__ import annotations
@@ -25,15 +27,26 @@ from typing import Any, Callable
 
 from attrdistill.errors import ConfigError, DataError
 
-# name -> what the student is trained to output for the label
-OBJECTIVES: dict[str, str] = {
-    "label": "cross-entropy on the gold label (implicit: a variant without an objective uses it)",
-    "kd": "(1 - distill.kd_alpha) CE + kd_alpha T^2 D(p_teacher^T || p_student^T) on the label tokens, from the "
-          "teacher's cached top-K logits (same vocabulary needed)",
-    "seqkd": "cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
-    "match:<method>": "adds distill.match_weight * KL(teacher's word scores by <method> || the student's own "
-                      "saliency) to the label loss (attribution matching, a double backward)",
+
+@dataclass(frozen=True)
+class Objective:
+    """What a student is trained to output for the label, and what of the teacher's it reads."""
+
+    doc: str
+    reads: str | None = None          # the teacher's unit its students read (pipeline.TEACHER_SIGNALS)
+    settings: tuple[str, ...] = ()    # the distill.* fields that change its students
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "label": Objective("cross-entropy on the gold label (implicit: a variant without an objective uses it)"),
+    "kd": Objective("(1 - distill.kd_alpha) CE + kd_alpha T^2 D(p_teacher^T || p_student^T) on the label tokens, from "
+                    "the teacher's cached top-K logits (same vocabulary needed)", "teacher_logits",
+                    ("kd_alpha", "kd_temperature", "kd_divergence", "kd_beta")),
+    "seqkd": Objective("cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
+                       "teacher_outputs"),
 }
+MATCH_DOC = ("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) to the "
+             "label loss (attribution matching, a double backward)")
 # name -> its doc; attribution methods (top-k words of the teacher) are rationale sources too.
 RATIONALES: dict[str, str] = {
     "oracle": "the task's true decisive words, in label order (builtin task, or data with highlights)",
@@ -51,12 +64,17 @@ class Variant:
     match: str | None = None       # 'match:<method>': the teacher's word scores the student's saliency matches
 
     @property
+    def reads(self) -> str | None:
+        """The teacher's unit this variant's objective reads (teacher_logits, teacher_outputs), if any."""
+        return OBJECTIVES[self.objective].reads
+
+    @property
     def needs_teacher_logits(self) -> bool:
-        return self.objective == "kd"
+        return self.reads == "teacher_logits"
 
     @property
     def needs_teacher_outputs(self) -> bool:
-        return self.objective == "seqkd"
+        return self.reads == "teacher_outputs"
 
 
 def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
@@ -82,7 +100,8 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
         if at and not (tail.isdigit() and int(tail) > 0 and base in methods):
             raise ConfigError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
         if base not in RATIONALES and base not in methods:
-            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], *RATIONALES, *methods])
+            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], "match:<method>", *RATIONALES,
+                               *methods])
             raise ConfigError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
         if rationale is not None:
             raise ConfigError(f"variant {name!r}: two rationale sources ({rationale}, {base}); a variant has one")
@@ -145,7 +164,8 @@ def check_available(variant: str, examples: list[Any]) -> None:
 
 def variants_doc() -> str:
     """The doc of `distill.variants`, from the two registries."""
-    objectives = "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items() if k != "label")
+    objectives = "; ".join([f"{k}: {v.doc}" for k, v in OBJECTIVES.items() if k != "label"]
+                           + [f"match:<method>: {MATCH_DOC}"])
     sources = "; ".join(f"{k}: {v}" for k, v in RATIONALES.items())
     return ("Students to train. 'standard' = label only. A variant is an optional objective and an optional "
             "rationale source joined by '+', e.g. kd, saliency, kd+saliency, saliency@k3. Objectives: "

@@ -2,7 +2,8 @@
 
     train(model, tok, train_rows, valid, cfg.student, out_dir, rationale_weight=0.5)
 
-A train row is {"source", "target"} and, for two-task students, {"explain_source", "rationale"}.
+A train row (`records.TrainRow`) is a source and target and, for two-task students, the explain source and
+rationale.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
 plain label loss (standard fine-tuning, and the teacher). Rows with a "kd" entry (the teacher's
 sparse logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
@@ -45,6 +46,7 @@ from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
 from attrdistill.kd import Divergence, kd_loss, pad_sparse
 from attrdistill.matching import match_divergence, pad_targets, student_saliency, token_targets
+from attrdistill.records import TrainRow, as_train_rows
 from attrdistill.store import crash_point
 
 log = logging.getLogger(__name__)
@@ -188,25 +190,36 @@ class CrashPoints(TrainerCallback):
         crash_point(f"{self.label}@{state.global_step}")
 
 
-def features(tokenizer: Any, rows: list[dict[str, str]], cfg: ModelConfig,
+def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: ModelConfig,
              causal: bool = False) -> list[dict[str, Any]]:
-    """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`."""
-    feats = encode(tokenizer, [r["source"] for r in rows], [r["target"] for r in rows],
+    """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`,
+    kd rows the teacher's sparse logits, matching rows the teacher's word scores per input token."""
+    rows = as_train_rows(rows)
+    feats = encode(tokenizer, [r.source for r in rows], [r.target for r in rows],
                    cfg.max_input_length, cfg.max_target_length, causal=causal)
-    if rows and "rationale" in rows[0]:
-        explain = encode(tokenizer, [r["explain_source"] for r in rows], [r["rationale"] for r in rows],
+    _same_kind(rows)
+    if rows and rows[0].rationale is not None:
+        explain = encode(tokenizer, [r.explain_source for r in rows], [r.rationale for r in rows],
                          cfg.max_input_length, cfg.max_target_length, causal=causal)
         for f, e in zip(feats, explain):
             f["explain_input_ids"], f["explain_labels"] = e["input_ids"], e["labels"]
-    if rows and "kd" in rows[0]:
+    if rows and rows[0].kd is not None:
         for f, r in zip(feats, rows):
-            f["kd_ids"], f["kd_logits"], f["kd_log_norm"] = r["kd"]["ids"], r["kd"]["logits"], r["kd"]["log_norm"]
-    if rows and "match" in rows[0]:
-        targets = token_targets(tokenizer, [r["source"] for r in rows], [r["match"]["input"] for r in rows],
-                                [r["match"]["scores"] for r in rows], rows[0]["match"]["prefix"], cfg.max_input_length)
+            f["kd_ids"], f["kd_logits"], f["kd_log_norm"] = r.kd.ids, r.kd.logits, r.kd.log_norm
+    if rows and rows[0].match_scores is not None:
+        targets = token_targets(tokenizer, [r.source for r in rows], [r.match_input for r in rows],
+                                [r.match_scores for r in rows], rows[0].match_prefix, cfg.max_input_length)
         for f, t in zip(feats, targets):
             f["match_targets"] = t
     return feats
+
+
+def _same_kind(rows: list[TrainRow]) -> None:
+    """One batch holds one kind of row: every row has a rationale, kd logits, match scores, or none does."""
+    for name in ("rationale", "kd", "match_scores"):
+        has = {getattr(r, name) is not None for r in rows}
+        if len(has) > 1:
+            raise ValueError(f"train rows: some have {name!r} and some do not; a student's rows are of one kind")
 
 
 def collate_train(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -237,7 +250,7 @@ def last_checkpoint(folder: Path) -> Path | None:
     return None
 
 
-def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_rows: list[dict[str, str]],
+def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], valid_rows: list[TrainRow] | list[dict],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train", kd: KDSettings | None = None,
           match_weight: float = 1.0, teacher_forced: bool = False,
@@ -252,6 +265,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
     """
     t = cfg.train
     causal = is_causal(model)
+    valid_rows = as_train_rows(valid_rows)
     args = Seq2SeqTrainingArguments(
         output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=max(t.batch_size, 64),
@@ -279,15 +293,14 @@ def train(model: Any, tokenizer: Any, train_rows: list[dict[str, str]], valid_ro
     def forced_accuracy(pred: Any) -> dict[str, float]:
         return {"accuracy": float(np.mean(pred.predictions, dtype=np.float64))}
 
-    greedy = GreedyValidation([r["source"] for r in valid_rows], [r["target"] for r in valid_rows], correct,
+    greedy = GreedyValidation([r.source for r in valid_rows], [r.target for r in valid_rows], correct,
                               args.per_device_eval_batch_size, cfg.max_target_length,
                               cfg.max_input_length) if causal and not teacher_forced else None
     guard = StopOnNonFinite()
     trainer = TwoTaskTrainer(
         model=model, args=args, train_dataset=features(tokenizer, train_rows, cfg, causal),
         # Validation is of the label task alone (what `greedy` and predict_with_generate judge).
-        eval_dataset=features(tokenizer, [{"source": r["source"], "target": r["target"]} for r in valid_rows], cfg,
-                              causal),
+        eval_dataset=features(tokenizer, [TrainRow(r.source, r.target) for r in valid_rows], cfg, causal),
         data_collator=lambda f: collate_train(f, tokenizer.pad_token_id),
         compute_metrics=forced_accuracy if teacher_forced else generated_accuracy,
         preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))

@@ -7,9 +7,10 @@ seeds), the gain over the label-only student, recall@k of the decisive words (sa
 words) and wall time per stage. The run directory is reused: finished stages are skipped.
 --low-data: 150 student examples trained to convergence (batch 16, 1500 steps), the regime in
 which rationales pay off for the student (about 20 minutes on 2 cores for 3 seeds).
---methods: one student per attribution method (saliency, saliency_stepwise, input_x_gradient,
-integrated_gradients, occlusion) beside standard, random and oracle, and the table that says which
-method to distil with: recall@k of the decisive words, faithfulness on the teacher, student accuracy.
+--methods: one student per attribution method (every entry of the registry attrdistill.methods but the
+random control: saliency, saliency_stepwise, input_x_gradient, integrated_gradients, occlusion) beside
+standard, random and oracle, and the table that says which method to distil with: recall@k of the
+decisive words, faithfulness on the teacher, student accuracy.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import time
 from pathlib import Path
 
 from attrdistill.cli import main as cli
+from attrdistill.methods import REGISTRY
 
-METHODS = ["distill.variants=[standard,random,oracle,saliency,saliency_stepwise,input_x_gradient,"
-           "integrated_gradients,occlusion]"]
+# The seeded control (random) is listed among the controls; every other registered method gets a student.
+METHODS = [f"distill.variants=[standard,random,oracle,{','.join(m for m, e in REGISTRY.items() if not e.seeded)}]"]
 LOW_DATA = ["data.n_student_train=150", "student.train.batch_size=16", "student.train.max_steps=1500",
             "student.train.eval_steps=250"]
 

@@ -2,7 +2,7 @@
 
     python bench/rationale_order.py RUN [RUN ...]
 
-For each run directory and each attribution method it has scored (attributions/<method>.jsonl over
+For each run directory and each attribution method it has scored (attributions/<method>/rows.jsonl over
 student_train), prints the share of examples whose first two rationale words are the two decisive
 words in the label's order (tool, then place), the share holding both in either order, and
 recall@k. Reads files only: no model is loaded.
@@ -26,12 +26,12 @@ def main() -> None:
     for run in args.runs:
         examples = {ex.id: ex for ex in read_examples(run / "data" / "student_train.jsonl")}
         order = _order(run)
-        for path in sorted(p for p in (run / "attributions").glob("*.jsonl") if ".test" not in p.suffixes):
+        for path in sorted((run / "attributions").glob("*/rows.jsonl")):   # student_train; test is one deeper
             rows = read_jsonl(path)
             exs = [examples[r["id"]] for r in rows]
             same = sum(r["top"][:2] == list(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
             both = sum(set(r["top"][:2]) == set(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
-            print(f"{str(run):<40} {path.stem:<12} {order:<8} {100 * same:18.1f} {100 * both:18.1f} "
+            print(f"{str(run):<40} {path.parent.name:<12} {order:<8} {100 * same:18.1f} {100 * both:18.1f} "
                   f"{100 * recall_at_k(rows, exs):10.1f}")
 
 

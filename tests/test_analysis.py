@@ -24,6 +24,7 @@ from attrdistill.attribution.gradients import target_log_prob
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.features import collate, encode
+from attrdistill.records import Prediction
 from attrdistill.words import words
 from tests.conftest import tiny_t5
 
@@ -58,8 +59,8 @@ def test_answer_overlap_rejects_misaligned_rows():
 
 # ---------------------------------------------------------------- prediction overlap
 
-def _pred(i: str, prediction: str, label: str, correct: bool) -> dict:
-    return {"id": i, "prediction": prediction, "label": label, "correct": correct}
+def _pred(i: str, prediction: str, label: str, correct: bool) -> Prediction:
+    return Prediction(i, prediction, label, correct)
 
 
 def test_prediction_overlap_by_hand():

@@ -200,10 +200,12 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, caplog):
     assert target.read_bytes() == before and not (tmp_path / "rows.jsonl.tmp").exists()
     # Through the CLI: the data stage cannot write its first split; it says so and exits 2.
     from attrdistill.config import load_config
-    from attrdistill.pipeline import fp_data
+    from attrdistill.pipeline import plan
+    from attrdistill.runner import fingerprints
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
-    (run / "data" / "STARTED.json").write_text(json.dumps({"fingerprint": fp_data(load_config(None, []))}))
+    fp = fingerprints(plan(run, load_config(None, [])))["data"]
+    (run / "data" / "STARTED.json").write_text(json.dumps({"fingerprint": fp}))
     (run / "data" / "teacher_train.jsonl.tmp").symlink_to("/dev/full")
     with caplog.at_level(logging.ERROR):
         assert main(["run", "--out", str(run)]) == 2

@@ -412,7 +412,7 @@ def _check_run(run: Path) -> None:
     m = json.loads((run / "metrics.json").read_text())
     assert 0 <= m["teacher"]["accuracy"] <= 1 and set(m["students"]) == {"standard", "saliency", "random"}
     assert all(0 <= s["accuracy"] <= 1 for s in m["students"].values())
-    rows = [json.loads(line) for line in (run / "attributions" / "saliency.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()]
     examples = {json.loads(line)["id"]: json.loads(line)["input"]
                 for line in (run / "data" / "student_train.jsonl").read_text().splitlines()}
     assert len(rows) == 16

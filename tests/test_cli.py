@@ -58,11 +58,11 @@ def test_run_writes_metrics_in_range(run_dir):
 
 def test_run_directory_holds_every_artifact(run_dir):
     for path in ["config.yaml", "log.txt", "report.md", "data/test.jsonl", "data/tokenizer/tokenizer.json",
-                 "teacher/model/config.json", "teacher/log_history.json", "attributions/saliency.jsonl",
-                 "attributions/random.jsonl", "students/oracle/seed0/model/config.json",
-                 "predictions/saliency-seed0/test.jsonl"]:
+                 "teacher/model/config.json", "teacher/log_history.json", "attributions/saliency/rows.jsonl",
+                 "attributions/random/rows.jsonl", "attributions/test/saliency/rows.jsonl",
+                 "students/oracle/seed0/model/config.json", "predictions/saliency-seed0/test.jsonl"]:
         assert (run_dir / path).is_file(), path
-    rationale = json.loads((run_dir / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
+    rationale = json.loads((run_dir / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()[0])
     assert len(rationale["top"]) == 3 and rationale["rationale"].count(",") == 2
     report = (run_dir / "report.md").read_text()
     assert report.split("\n## ")[1].startswith("Verdict") and "Best student: `" in report
@@ -76,8 +76,25 @@ def test_second_run_skips_finished_stages(run_dir, caplog):
         assert main(["run", "--out", str(run_dir), *_sets(TINY)]) == 0
     assert _done_times(run_dir) == before, "no finished output may be rewritten"
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("skip ")]
-    # data, teacher, attribution, 4 students, 5 evaluations, analyze
-    assert len(skipped) == 1 + 1 + 1 + 4 + 5 + 1, skipped
+    # data, teacher, attributions of saliency and random (train and test), 4 students, 5 evaluations, analyze
+    assert len(skipped) == 1 + 1 + 4 + 4 + 5 + 1, skipped
+
+
+def test_plan_says_which_units_a_changed_setting_would_recompute(run_dir, capsys):
+    def states(*sets: str) -> dict[str, str]:
+        capsys.readouterr()
+        assert main(["plan", str(run_dir), *sets]) == 0
+        return {line.split()[0]: line.split(None, 2)[2] for line in capsys.readouterr().out.splitlines()[1:]}
+    now = states()
+    assert now.pop("report") == "runs: rewritten every time" and set(now.values()) == {"done"}
+    assert len(now) == 1 + 1 + 4 + 4 + 5 + 1
+    would = {key for key, state in states("--set", "attribution.k=2").items() if state.startswith("runs")}
+    assert would == {"attributions/saliency", "attributions/random", "attributions/test/saliency",
+                     "attributions/test/random",
+                     "students/saliency/seed0", "students/random/seed0", "predictions/saliency-seed0",
+                     "predictions/random-seed0", "analyses", "report"}
+    assert main(["run", "--dry-run", "--out", str(run_dir), *_sets(TINY)]) == 0
+    assert "runs: config" not in capsys.readouterr().out, "--dry-run of the same config: nothing to recompute"
 
 
 def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
@@ -86,7 +103,9 @@ def test_changed_k_recomputes_only_what_depends_on_it(run_dir):
     assert main(["distill", str(run_dir)]) == 0
     after = _done_times(run_dir)
     changed = {k for k in before if after.get(k) != before[k]}
-    assert changed == {"attributions/DONE.json", "students/saliency/seed0/DONE.json",
+    assert changed == {"attributions/saliency/DONE.json", "attributions/random/DONE.json",
+                       "attributions/test/saliency/DONE.json", "attributions/test/random/DONE.json",
+                       "students/saliency/seed0/DONE.json",
                        "students/random/seed0/DONE.json"}
     assert main(["evaluate", str(run_dir)]) == 0
     assert main(["report", str(run_dir)]) == 2, "the analyses are stale until analyze runs again"
@@ -153,7 +172,7 @@ def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
     assert (run / "data" / "tokenizer" / "tokenizer.json").is_file(), "the from-scratch student gets the task's"
     teacher_tok = AutoTokenizer.from_pretrained(run / "teacher" / "model")
     assert len(teacher_tok) == 32100, "the teacher keeps the pretrained model's tokenizer"
-    row = json.loads((run / "attributions" / "saliency.jsonl").read_text().splitlines()[0])
+    row = json.loads((run / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()[0])
     assert len(row["top"]) == 3 and all(w.isalnum() for w in row["rationale"].split(", "))
     assert json.loads((run / "metrics.json").read_text())["students"]["saliency"]["accuracy"] >= 0
 
@@ -170,20 +189,21 @@ def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     assert 0 <= m["students"]["oracle"]["rationale_f1"] <= 1
     from attrdistill.config import load_config
     from attrdistill.data.example import Example
-    from attrdistill.pipeline import _rows
+    from attrdistill.pipeline import train_rows
+    from attrdistill.records import SparseLogits, TrainRow
     cfg = load_config(run / "config.yaml")
-    (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
-    assert row == {"source": "predict: x y", "target": target}
+    (row,) = train_rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
+    assert row == TrainRow(source="predict: x y", target=target)
     if fmt == "label_first":   # the teacher's entry for the label's EOS is dropped: there the target goes on
         kd = {"id": "a", "ids": [[1], [2], [3]], "logits": [[0.5], [0.1], [0.2]], "log_norm": [1.0, 2.0, 3.0]}
-        (row,) = _rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"}, kd={"a": kd})
-        assert row["kd"] == {"ids": [[1], [2]], "logits": [[0.5], [0.1]], "log_norm": [1.0, 2.0]}
-        (row,) = _rows([Example("a", "x y", "yes")], cfg, None, kd={"a": kd})
-        assert row["kd"] == kd, "a label-only kd row keeps every entry"
+        (row,) = train_rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"}, kd={"a": kd})
+        assert row.kd == SparseLogits([[1], [2]], [[0.5], [0.1]], [1.0, 2.0])
+        (row,) = train_rows([Example("a", "x y", "yes")], cfg, None, kd={"a": kd})
+        assert row.kd == SparseLogits.from_json(kd), "a label-only kd row keeps every entry"
 
 
 def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):
-    first = json.loads((run_dir / "attributions" / "saliency.jsonl").read_text().splitlines()[1])
+    first = json.loads((run_dir / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()[1])
     page = tmp_path / "ex.html"
     assert main(["show", str(run_dir), "--example", first["id"], "--html", str(page)]) == 0
     out = capsys.readouterr().out

@@ -196,7 +196,7 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
     for variant in ("kd+saliency", "oracle_shuffled"):
         assert 0.0 <= metrics["students"][variant]["rationale_f1"] <= 1.0
     assert "rationale_f1" not in metrics["students"]["kd"]
-    test_rows = (run / "attributions" / "saliency.test.jsonl").read_text().splitlines()
+    test_rows = (run / "attributions" / "test" / "saliency" / "rows.jsonl").read_text().splitlines()
     assert len(test_rows) == 8, "the test split is attributed for the students' rationale methods"
     # Nothing recomputed on a rerun, and a changed kd setting retrains only the kd students.
     before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}

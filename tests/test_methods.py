@@ -248,8 +248,8 @@ def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_
     assert "process 0 of 2" in proc.stderr and "process 1 of 2" in proc.stderr, "two processes must share the work"
     assert "skip finetune teacher" in proc.stderr
     for method in ("saliency", "random"):
-        a = [json.loads(x) for x in (one / "attributions" / f"{method}.jsonl").read_text().splitlines()]
-        b = [json.loads(x) for x in (two / "attributions" / f"{method}.jsonl").read_text().splitlines()]
+        a = [json.loads(x) for x in (one / "attributions" / method / "rows.jsonl").read_text().splitlines()]
+        b = [json.loads(x) for x in (two / "attributions" / method / "rows.jsonl").read_text().splitlines()]
         assert [r["top"] for r in a] == [r["top"] for r in b]
         for ra, rb in zip(a, b):
             assert ra["scores"] == pytest.approx(rb["scores"], abs=1e-5)
@@ -261,8 +261,8 @@ def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_
     # Every stage is complete and intact: one writer, no file changed after its manifest was taken.
     from attrdistill.store import verify
     done = list(two.rglob("DONE.json"))
-    # data, teacher, attributions, 2 students, 3 evaluations, analyses
-    assert len(done) == len(list(one.rglob("DONE.json"))) == 9
+    # data, teacher, attributions (saliency, random, saliency on test), 2 students, 3 evaluations, analyses
+    assert len(done) == len(list(one.rglob("DONE.json"))) == 11
     for record in done:
         assert not verify(record.parent, json.loads(record.read_text())["files"]), record
     assert set(json.loads((two / "metrics.json").read_text())["students"]) == {"standard", "saliency"}

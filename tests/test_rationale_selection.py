@@ -16,7 +16,6 @@ from attrdistill.attribution import (
     score,
     scoring_params,
     select,
-    settings,
     top_k,
 )
 from attrdistill.attribution.gradients import saliency, target_logits
@@ -274,17 +273,6 @@ def test_defaults_keep_the_cache_key(examples, method):
         assert same == (method == "random"), (method, change)
     occlusion_log_prob = cache_key(examples, method, AttributionConfig(quantity="log_prob"), PREFIX)
     assert (occlusion_log_prob == cache_key(examples, method, cfg, PREFIX)) == (method in ("occlusion", "random"))
-
-
-def test_settings_leave_the_newer_fields_out_at_their_defaults():
-    """What stage fingerprints should hash (pipeline.fp_method): a default config hashes as before these fields."""
-    old = {"method": "saliency", "target": "gold", "k": 5, "aggregation": "sum", "order": "score",
-           "skip_punctuation": True, "stop_words": [], "norm": "l1", "ig_steps": 50, "ig_baseline": "pad",
-           "ig_internal_batch_size": 256, "batch_size": 64, "shard_size": 1024}
-    assert settings(AttributionConfig()) == old
-    assert settings(AttributionConfig(mass=0.5, quantity="margin")) == {**old, "mass": 0.5, "quantity": "margin"}
-    assert settings(AttributionConfig(teacher_wrong="drop", order="aligned")) == {**old, "teacher_wrong": "drop",
-                                                                                 "order": "aligned"}
 
 
 def test_defaults_add_no_keys_to_records_or_rows(word_tok, examples):

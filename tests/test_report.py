@@ -14,6 +14,7 @@ import pytest
 from attrdistill.config import load_config
 from attrdistill.data import write_jsonl
 from attrdistill.data.example import Example
+from attrdistill.records import attribution_file
 from attrdistill.report import write_report
 from attrdistill.words import words
 
@@ -76,7 +77,7 @@ def _fake_run(run: Path, curves: bool = True) -> None:
             top = sorted(range(len(ws)), key=lambda i: -scores[i])[:3]
             rows.append({"id": ex.id, "target": ex.label, "words": ws, "scores": scores, "top": top,
                          "rationale": ", ".join(ws[i] for i in top)})
-        write_jsonl(run / "attributions" / f"{method}.jsonl", rows)
+        write_jsonl(attribution_file(run, method), rows)
     if curves:
         dirs = [run / "teacher"] + [run / "students" / v / f"seed{s}" for v in ("standard", "saliency") for s in (0, 1)]
         for i, d in enumerate(dirs):

@@ -59,7 +59,7 @@ def test_three_kill_points_are_survived(uninterrupted, tmp_path):
     assert "resuming teacher from checkpoint-2" in proc.stderr
     (cache,) = (run / "attribution_cache").glob("saliency-*")
     assert sorted(p.name for p in cache.iterdir()) == ["shard-00000.jsonl", "shard-00001.jsonl"]
-    assert not (run / "attributions" / "DONE.json").exists()
+    assert not (run / "attributions" / "saliency" / "DONE.json").exists()
     shard_times = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
 
     proc = _run(run, crash_at="saliency-seed0@2")   # 3: during a student's training
@@ -87,7 +87,7 @@ def test_damaged_artifacts_are_detected_and_recomputed(uninterrupted, tmp_path, 
     import shutil
     run = tmp_path / "copy"
     shutil.copytree(uninterrupted, run)
-    rationales = run / "attributions" / "saliency.jsonl"
+    rationales = run / "attributions" / "saliency" / "rows.jsonl"
     whole = rationales.read_text()
     rationales.write_text(whole[: len(whole) // 2])          # truncated
     weights = next((run / "students" / "standard" / "seed0" / "model").glob("*.safetensors"))
@@ -96,7 +96,7 @@ def test_damaged_artifacts_are_detected_and_recomputed(uninterrupted, tmp_path, 
     weights.write_bytes(bytes(data))
     with caplog.at_level("WARNING"):
         assert main(["run", "--out", str(run), *SETS]) == 0
-    assert "saliency.jsonl is truncated or altered" in caplog.text
+    assert "rows.jsonl is truncated or altered" in caplog.text
     assert "is corrupted (checksum differs from the manifest)" in caplog.text
     assert rationales.read_text() == whole
     assert _results(run) == _results(uninterrupted)

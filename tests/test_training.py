@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,7 +72,8 @@ def test_report_to_tensorboard_writes_event_files(word_tok, examples, tmp_path):
 
 def test_report_to_changes_no_fingerprint():
     from attrdistill.config import load_config
-    from attrdistill.pipeline import fp_student, fp_teacher
+    from attrdistill.pipeline import plan
+    from attrdistill.runner import fingerprints
     plain, tracked = load_config(), load_config(overrides=["report_to=[tensorboard]"])
     assert tracked.report_to == ["tensorboard"]
-    assert fp_teacher(plain) == fp_teacher(tracked) and fp_student(plain, "kd", 0) == fp_student(tracked, "kd", 0)
+    assert fingerprints(plan(Path("run"), plain)) == fingerprints(plan(Path("run"), tracked))

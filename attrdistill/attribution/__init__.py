@@ -10,8 +10,9 @@ word scores (aggregation) and rationales (k, order, filters). A different k, ord
 stop-word list therefore needs no recomputation, a rerun reuses every shard, an interrupted run
 resumes at the next one, and under `accelerate launch` each process computes its share of shards.
 
-Methods (METHODS): saliency (the paper's), saliency_stepwise, input_x_gradient,
-integrated_gradients, occlusion, and random (seeded uniform word scores, the paper's control).
+Methods: the registry `attrdistill.methods` (one entry each: its kind, score function and the fields
+its scores depend on); saliency (the paper's), saliency_stepwise, input_x_gradient, integrated_gradients,
+occlusion, and random (seeded uniform word scores, the paper's control). Dispatch goes by an entry's kind.
 
 Options that change scoring enter the shard key only when they differ from their defaults, so
 older caches stay valid: `quantity` (what is explained per target token), `order: aligned` (which
@@ -22,18 +23,16 @@ teacher_correct; a wrong example's rationale is empty). `mass` only selects.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from attrdistill.attribution import gradients
-from attrdistill.attribution.occlusion import occlusion_steps
-from attrdistill.config import ALIGNED_METHODS, AttributionConfig
+from attrdistill import methods
+from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example, read_jsonl, write_jsonl
 from attrdistill.distributed import barrier, process
 from attrdistill.errors import ConfigError
@@ -43,29 +42,23 @@ from attrdistill.store import crash_point, fingerprint
 from attrdistill.words import ENGLISH_STOP_WORDS, aggregate, is_punctuation, token_to_word, word_spans
 
 log = logging.getLogger(__name__)
-TokenMethod = Callable[[Any, dict[str, torch.Tensor], AttributionConfig], torch.Tensor]
-TOKEN_METHODS: dict[str, TokenMethod] = {
-    "saliency": gradients.saliency,
-    "saliency_stepwise": gradients.saliency_stepwise,
-    "input_x_gradient": gradients.input_x_gradient,
-    "integrated_gradients": gradients.integrated_gradients,
-}
-WORD_METHODS = ("occlusion", "random")   # score words directly
-METHODS = tuple(TOKEN_METHODS) + WORD_METHODS
-# The fields that change scores; the others (k, order, filters, aggregation, batch sizes) only select.
-SCORING_FIELDS = {"saliency_stepwise": ("norm",), "integrated_gradients": ("ig_steps", "ig_baseline")}
+# The registry's names, and its fields that change scores (the others -- k, order, filters, aggregation, batch
+# sizes -- only select), as registered at import; the functions below read the registry itself.
+METHODS: tuple[str, ...] = methods.method_names()
+SCORING_FIELDS: dict[str, tuple[str, ...]] = {name: m.fields for name, m in methods.REGISTRY.items() if m.fields}
 
 
 def scoring_params(method: str, cfg: AttributionConfig) -> dict[str, Any]:
     """The parameters a method's scores depend on, for the shard key.
 
     The newer options appear only when not at their defaults, so a default config keeps the key
-    (and the cache) it always had. Random words depend on none of them.
+    (and the cache) it always had. Seeded scores (random words) depend on none of them.
     """
-    params: dict[str, Any] = {f: getattr(cfg, f) for f in SCORING_FIELDS.get(method, ())}
-    if method == "random":
+    entry = methods.entry(method)
+    params: dict[str, Any] = {f: getattr(cfg, f) for f in entry.fields}
+    if entry.seeded:
         return params
-    if _explained(method, cfg.quantity) != _explained(method, "logit"):
+    if entry.explained(cfg.quantity) != entry.explained("logit"):
         params["quantity"] = cfg.quantity
     if cfg.order == "aligned":
         params["steps"] = True
@@ -74,33 +67,14 @@ def scoring_params(method: str, cfg: AttributionConfig) -> dict[str, Any]:
     return params
 
 
-# Fields added after runs existed, with the default that reproduces those runs.
-NEWER_FIELDS = {"quantity": "logit", "mass": 0.0, "teacher_wrong": "keep"}
-
-
-def settings(cfg: AttributionConfig) -> dict[str, Any]:
-    """The attribution config as a dict for stage fingerprints, leaving out the newer fields at their defaults.
-
-    So a run made before they existed keeps its fingerprints (no attribution or student is redone),
-    and setting one of them changes the fingerprint as any other setting does.
-    """
-    out = dataclasses.asdict(cfg)
-    for name, default in NEWER_FIELDS.items():
-        if out[name] == default:
-            del out[name]
-    return out
-
-
-def _explained(method: str, quantity: str) -> str:
-    """What a method measures under attribution.quantity: occlusion's logit is its log-probability, as ever."""
-    return "log_prob" if method == "occlusion" and quantity == "logit" else quantity
-
-
 def cache_key(examples: list[Example], method: str, cfg: AttributionConfig, prefix: str = "",
               max_input_length: int = 512, max_target_length: int = 128, seed: int = 0, model_key: str = "") -> str:
-    """The shard folder's key: the model, the examples, the method and everything its scores depend on."""
-    return fingerprint(method, scoring_params(method, cfg), cfg.target if method != "random" else None, prefix,
-                       max_input_length, max_target_length, seed if method == "random" else None, model_key,
+    """The shard folder's key: the model, the examples, the method and everything its scores depend on.
+
+    Seeded scores depend on the seed and not on the target; model-based ones the other way round."""
+    seeded = methods.entry(method).seeded
+    return fingerprint(method, scoring_params(method, cfg), None if seeded else cfg.target, prefix,
+                       max_input_length, max_target_length, seed if seeded else None, model_key,
                        cfg.shard_size, [(ex.id, ex.input, ex.label) for ex in examples])
 
 
@@ -125,11 +99,10 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
     model (`model_key`: the caller's fingerprint of the weights), the examples, the method and its
     scoring parameters. Under several processes each computes the shards of its rank, then all read all.
     """
-    if method not in METHODS:
-        raise ConfigError(f"attribution.method: unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    if cfg.order == "aligned" and method not in ALIGNED_METHODS and method != "random":
+    entry = methods.entry(method)   # a ConfigError naming the choices for an unknown method
+    if cfg.order == "aligned" and not entry.aligned and not entry.seeded:
         raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method} does not give; "
-                          f"it works with {', '.join(ALIGNED_METHODS)}")
+                          f"it works with {', '.join(methods.aligned_names())}")
     rank, world = process()
     if world > 1 and cache is None:
         raise ValueError("attribution across processes needs a cache folder to share the shards")
@@ -174,13 +147,20 @@ def _cached(path: Path, shard: list[Example]) -> list[dict] | None:
     return rows
 
 
+def random_word_scores(examples: list[Example], n_words: list[int], seed: int) -> list[list[float]]:
+    """The random control's word scores, uniform in [0, 1) (the "seeded" kind of `attrdistill.methods`).
+
+    Seeded per example, so results do not depend on batching, sharding or process count."""
+    rngs = [random.Random(f"{seed}:{ex.id}") for ex in examples]
+    return [[rng.random() for _ in range(n)] for rng, n in zip(rngs, n_words)]
+
+
 def _score_shard(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg: AttributionConfig,
                  prefix: str, max_input_length: int, max_target_length: int, seed: int) -> list[dict]:
+    entry = methods.entry(method)
     spans = [word_spans(ex.input) for ex in examples]
-    if method == "random":
-        # Seeded per example, so results do not depend on batching, sharding or process count.
-        rngs = [random.Random(f"{seed}:{ex.id}") for ex in examples]
-        scores = [[rng.random() for _ in sp] for rng, sp in zip(rngs, spans)]
+    if entry.seeded:
+        scores = entry.function()(examples, [len(sp) for sp in spans], seed)
         return [{"id": ex.id, "target": ex.label, "token_word": None, "token_scores": None, "word_scores": sc}
                 for ex, sc in zip(examples, scores)]
     sources = [prefix + ex.input for ex in examples]
@@ -202,30 +182,45 @@ def _score_shard(examples: list[Example], method: str, model: Any, tokenizer: An
     aligned = cfg.order == "aligned"
     # Steps for the label's own tokens only: </s> (and any other special token) explains no word choice.
     special = set(tokenizer.all_special_ids) | {tokenizer.pad_token_id} if aligned else set()
-    if method == "occlusion":
-        scores, steps = occlusion_steps(model, feats, [len(s) for s in spans], tokenizer.pad_token_id,
-                                        cfg.batch_size, _explained(method, cfg.quantity))
-        for row, f, sc, st in zip(rows, feats, scores, steps):
-            row["word_scores"] = sc.tolist()
-            if aligned:
-                row["step_word_scores"] = st[content_steps(f["labels"], special)].tolist()
-        return rows
+    if entry.kind == "word":
+        _score_words(rows, feats, [len(s) for s in spans], method, model, tokenizer.pad_token_id, cfg, special)
+    else:
+        _score_tokens(rows, feats, method, model, tokenizer.pad_token_id, cfg, special)
+    return rows
+
+
+def _score_words(rows: list[dict], feats: list[dict], n_words: list[int], method: str, model: Any, pad_id: int,
+                 cfg: AttributionConfig, special: set[int]) -> None:
+    """A "word" kind method's word scores (and, under order aligned, its step_word_scores) into `rows`."""
+    entry, aligned = methods.entry(method), cfg.order == "aligned"
+    args = (model, feats, n_words, pad_id, cfg.batch_size, entry.explained(cfg.quantity))
+    scores, steps = entry.function(steps=True)(*args) if aligned else (entry.function()(*args), None)
+    for i, (row, f, sc) in enumerate(zip(rows, feats, scores)):
+        row["word_scores"] = sc.tolist()
+        if aligned:
+            row["step_word_scores"] = steps[i][content_steps(f["labels"], special)].tolist()
+
+
+def _score_tokens(rows: list[dict], feats: list[dict], method: str, model: Any, pad_id: int, cfg: AttributionConfig,
+                  special: set[int]) -> None:
+    """A "token" kind method's token scores (and, under order aligned, its step_token_scores) into `rows`,
+    batched by length."""
+    entry, aligned = methods.entry(method), cfg.order == "aligned"
     device = next(model.parameters()).device
     for idx in length_batches([len(f["input_ids"]) for f in feats], cfg.batch_size):
         batch = {k: v.to(device) for k, v in collate([{k: feats[i][k] for k in ("input_ids", "labels")}
-                                                      for i in idx], tokenizer.pad_token_id).items()}
+                                                      for i in idx], pad_id).items()}
         if aligned:
-            token_scores, steps = gradients.with_steps(model, batch, method, cfg)
+            token_scores, steps = entry.function(steps=True)(model, batch, method, cfg)
             steps = steps.detach().float().cpu()
         else:
-            token_scores = TOKEN_METHODS[method](model, batch, cfg)
+            token_scores = entry.function()(model, batch, cfg)
         token_scores = token_scores.detach().float().cpu()
         for r, i in enumerate(idx):
             n = len(feats[i]["input_ids"])
             rows[i]["token_scores"] = token_scores[r, :n].tolist()
             if aligned:
                 rows[i]["step_token_scores"] = steps[r, content_steps(feats[i]["labels"], special), :n].tolist()
-    return rows
 
 
 def content_steps(labels: list[int], special: set[int]) -> list[int]:

@@ -1,0 +1,135 @@
+"""metrics.json: the machine-readable summary of a run, read from the DONE records of its units.
+
+    metrics = collect_metrics(run, cfg, pipeline.plan(run, cfg))
+
+Accuracies and recalls are in 0..1. Besides the figures of each unit it holds what follows from them:
+the teacher gap, the k sweep, the table of attribution methods, and the verdict the report opens with
+(the best student, its gain over standard with the 95% interval over the paired seeds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from attrdistill import __version__, analysis
+from attrdistill.config import RunConfig
+from attrdistill.paper import paper_accuracy
+from attrdistill.pipeline import attribution_methods, load_split, rationales_for, student_key, student_variants
+from attrdistill.runner import Unit, done_record
+from attrdistill.students import parse_variant
+
+
+def _mean_std(values: list[float]) -> dict[str, float]:
+    return {"accuracy": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
+def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
+    """metrics.json of a run whose units are complete (the runner has checked them)."""
+    result = {u.key: done_record(run / u.key)["result"] for u in units if u.cached}
+    seconds = {u.key: done_record(run / u.key)["seconds"] for u in units if u.cached}
+    teacher_eval = result["predictions/teacher"]
+    students = {}
+    for variant in student_variants(cfg):
+        evals = [result[f"predictions/{variant}-seed{seed}"] for seed in cfg.distill.seeds]
+        per_seed = {seed: r["accuracy"] for seed, r in zip(cfg.distill.seeds, evals)}
+        students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
+        f1 = [r.get("rationale_f1") for r in evals]
+        if f1 and all(x is not None for x in f1):
+            students[variant]["rationale_f1"] = statistics.fmean(f1)
+    attr = {m: result[f"attributions/{m}"] for m in attribution_methods(cfg)}
+    stage = {u.key: u.stage for u in units}
+    timing = {f"{name}_s": sum(s for key, s in seconds.items() if stage[key] == verb)
+              for name, verb in (("data", "data"), ("finetune", "finetune"), ("attribute", "attribute"))}
+    timing["distill_s"] = sum(s for key, s in seconds.items() if key.startswith("students/"))
+    timing["evaluate_s"] = sum(s for key, s in seconds.items() if stage[key] == "evaluate")
+    timing["analyze_s"] = seconds["analyses"]
+    metrics = {
+        "teacher": {"accuracy": teacher_eval["accuracy"],
+                    "best_valid_accuracy": result["teacher"]["best_valid_accuracy"]},
+        "students": students,
+        "attribution": {"method": cfg.attribution.method, "k": cfg.attribution.k,
+                        "recall_at_k": attr[cfg.attribution.method]["recall_at_k"],
+                        "random_recall_at_k": attr["random"]["recall_at_k"],
+                        "n_examples": attr[cfg.attribution.method]["n"]},
+        "timing": timing,
+        "n_test": teacher_eval["n"],
+        "paper": {"setting": cfg.paper, "teacher": paper_accuracy(cfg.paper, "teacher"),
+                  "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
+        "version": __version__,
+    }
+    metrics["analyses"] = _analyses(cfg, metrics, result["analyses"], attr)
+    metrics["verdict"] = verdict(run, cfg, students)
+    return metrics
+
+
+# A student still improves at its end when the best validation accuracy of its last fifth of evaluations beats
+# the best before them by more than this (2 points: 6 of the built-in task's 300 validation examples).
+RISING = 0.02
+
+
+def _still_rising(folder: Path, max_steps: int) -> bool:
+    """Did training run all max_steps with validation accuracy still climbing (see RISING)?"""
+    try:
+        history = json.loads((folder / "log_history.json").read_text())
+    except (OSError, ValueError):
+        return False
+    evals = [h["eval_accuracy"] for h in history if "eval_accuracy" in h]
+    last_step = max((h.get("step", 0) for h in history), default=0)
+    tail = max(1, len(evals) // 5)
+    return last_step >= max_steps and len(evals) > tail and max(evals[-tail:]) - max(evals[:-tail]) > RISING
+
+
+def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, Any]:
+    """What the report opens with: the best student, its gain over standard with the 95% interval over the
+    paired seeds, the students still improving when training stopped, and one example of every rationale."""
+    best = max(students, key=lambda v: students[v]["accuracy"])
+    seeds = cfg.distill.seeds
+    out: dict[str, Any] = {"best": best, "accuracy": students[best]["accuracy"], "std": students[best]["std"],
+                           "seeds": len(seeds)}
+    if "standard" in students and best != "standard":
+        gain, low, high = analysis.paired_gain([students[best]["per_seed"][s] for s in seeds],
+                                               [students["standard"]["per_seed"][s] for s in seeds])
+        one_seed = math.isnan(low)   # no interval from a single pair
+        out.update(gain=gain, low=None if one_seed else low, high=None if one_seed else high)
+    out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
+                           if _still_rising(run / student_key(v, s), cfg.student.train.max_steps)]
+    ex = load_split(run, "student_train")[0]
+    shown: dict[str, str] = {}
+    for variant in students:
+        v = parse_variant(variant)
+        # a match student generates no rationale: show the top-k words of the scores its saliency is pulled toward
+        source = variant if v.rationale is not None else v.match
+        if source:
+            shown[variant] = rationales_for(run, cfg, source, [ex])[ex.id]
+    out["example"] = {"id": ex.id, "input": ex.input, "label": ex.label, "rationales": shown}
+    return out
+
+
+def _analyses(cfg: RunConfig, metrics: dict, found: dict, attr: dict) -> dict:
+    """metrics["analyses"]: the analyze stage's results, the attribute stage's recalls, and what follows
+    from the accuracies."""
+    students = metrics["students"]
+    out = {key: found[key] for key in ("answer_overlap", "prediction_overlap", "human_agreement", "faithfulness")
+           if found.get(key)}
+    out["teacher_gap"] = analysis.teacher_gap(metrics)
+    if cfg.analysis.k_sweep:
+        ks = sorted(set(cfg.analysis.k_sweep) | {cfg.attribution.k})
+        name = {k: cfg.attribution.method if k == cfg.attribution.k else f"{cfg.attribution.method}@k{k}" for k in ks}
+        out["k_sweep"] = {"method": cfg.attribution.method,
+                          "points": [{"k": k, **{f: students[name[k]][f] for f in ("accuracy", "std")}}
+                                     for k in ks if name[k] in students]}
+    faith = found.get("faithfulness", {})
+    table = {}
+    for m in list(attr) + [v for v in ("oracle",) if v in students]:
+        table[m] = {"recall_at_k": 1.0 if m == "oracle" else attr[m]["recall_at_k"],
+                    "comprehensiveness": faith.get(m, {}).get("comprehensiveness"),
+                    "sufficiency": faith.get(m, {}).get("sufficiency"),
+                    "student_accuracy": students.get(m, {}).get("accuracy"),
+                    "student_std": students.get(m, {}).get("std")}
+    out["methods"] = table
+    return out
+

@@ -1,0 +1,101 @@
+"""The typed rows that cross units, and where a run keeps them.
+
+    row = TrainRow(source="predict: a b", target="yes")           # what a model trains on
+    row = TrainRow.from_json({"source": ..., "target": ...})      # the same from JSON; unknown keys are refused
+    rows = read_jsonl(attribution_file(run, "saliency"))          # attribution rows of student_train
+    preds = predictions(run, "teacher")                           # [Prediction(id, prediction, label, correct)]
+
+A train row is the label task's (source, target); a two-task student's row adds the `explain:` source
+and its rationale, a kd student's the teacher's sparse logits of the label's tokens (`SparseLogits`), an
+attribution-matching student's the teacher's word scores of the input. Attribution rows are written by
+`attribution.select` ({id, target, words, scores, top, rationale} and the optional step_scores and
+teacher_correct).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attrdistill.errors import DataError
+
+
+@dataclass(frozen=True)
+class SparseLogits:
+    """The teacher's top-K tokens per target token: their ids, logits and each position's log-normaliser."""
+
+    ids: list[list[int]]
+    logits: list[list[float]]
+    log_norm: list[float]
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> SparseLogits:
+        return cls(row["ids"], row["logits"], row["log_norm"])
+
+    def without_last(self) -> SparseLogits:
+        """All but the last target token's entry (the label's EOS, where a label-first target goes on)."""
+        return SparseLogits(self.ids[:-1], self.logits[:-1], self.log_norm[:-1])
+
+
+@dataclass
+class TrainRow:
+    """One training example of the label task, with what a student's objective adds to it."""
+
+    source: str
+    target: str
+    explain_source: str | None = None    # two-task students: the explain: prompt ...
+    rationale: str | None = None         # ... and the rationale it is trained to generate
+    kd: SparseLogits | None = None       # kd students: the teacher's sparse logits of the label's tokens
+    match_input: str | None = None       # attribution matching: the input text whose words are scored,
+    match_prefix: str = ""               # the prompt prefix before it in `source`,
+    match_scores: list[float] | None = field(default=None, repr=False)   # and the teacher's word scores
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> TrainRow:
+        """A row from its JSON form ({"source", "target"} and the optional fields, "kd" and "match" nested)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"match_input", "match_prefix", "match_scores"}
+        unknown = set(row) - known - {"match"}
+        if unknown or not {"source", "target"} <= set(row):
+            raise DataError(f"train row: expected the fields source, target and optionally "
+                            f"{', '.join(sorted(known - {'source', 'target'}))}, match; got {', '.join(sorted(row))}")
+        match = row.get("match") or {}
+        return cls(row["source"], row["target"], row.get("explain_source"), row.get("rationale"),
+                   SparseLogits.from_json(row["kd"]) if row.get("kd") is not None else None,
+                   match.get("input"), match.get("prefix", ""), match.get("scores"))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One model's greedy output for one test example, and whether it counts as right."""
+
+    id: str
+    prediction: str
+    label: str
+    correct: bool
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> Prediction:
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in row]
+        if missing:
+            raise DataError(f"prediction row {row.get('id', '?')}: missing {', '.join(missing)}")
+        return cls(str(row["id"]), row["prediction"], row["label"], bool(row["correct"]))
+
+
+def as_train_rows(rows: list[TrainRow] | list[dict[str, Any]]) -> list[TrainRow]:
+    """Rows as TrainRow (dict rows, e.g. from JSON or a test, are read with `TrainRow.from_json`)."""
+    return [r if isinstance(r, TrainRow) else TrainRow.from_json(r) for r in rows]
+
+
+def predictions(run: Path, model: str) -> list[Prediction]:
+    """A model's test predictions ('teacher', '<variant>-seed<n>'), as the evaluate unit wrote them."""
+    from attrdistill.data.example import read_jsonl
+    return [Prediction.from_json(r) for r in read_jsonl(run / "predictions" / model / "test.jsonl")]
+
+
+def attribution_file(run: Path, method: str, split: str = "student_train") -> Path:
+    """Where a run keeps one method's attribution rows of a split (the units attributions/<m>, .../test/<m>)."""
+    if split == "student_train":
+        return run / "attributions" / method / "rows.jsonl"
+    return run / "attributions" / split / method / "rows.jsonl"
