@@ -485,7 +485,7 @@ def _validate_attribution(cfg: RunConfig) -> None:
         bad = [m for m in dict.fromkeys(scored) if m not in aligned]
         if bad:
             raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {', '.join(bad)} "
-                              f"does not give; it works with {', '.join(aligned_names())}")
+                              f"does not give; it works with {', '.join(aligned)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

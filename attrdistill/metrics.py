@@ -29,8 +29,9 @@ def _mean_std(values: list[float]) -> dict[str, float]:
 
 def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
     """metrics.json of a run whose units are complete (the runner has checked them)."""
-    result = {u.key: done_record(run / u.key)["result"] for u in units if u.cached}
-    seconds = {u.key: done_record(run / u.key)["seconds"] for u in units if u.cached}
+    records = {u.key: done_record(run / u.key) for u in units if u.cached}
+    result = {key: r["result"] for key, r in records.items()}
+    seconds = {key: r["seconds"] for key, r in records.items()}
     teacher_eval = result["predictions/teacher"]
     students = {}
     for variant in student_variants(cfg):

@@ -35,7 +35,7 @@ from attrdistill.config import METHODS, RunConfig, check_environment, dump_confi
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import is_main
-from attrdistill.records import Prediction, attribution_file, predictions
+from attrdistill.records import Prediction, SparseLogits, TrainRow, attribution_file, predictions
 from attrdistill.runner import Unit, execute, fingerprints
 from attrdistill.store import atomic_open, write_json
 from attrdistill.students import OBJECTIVES, check_available, given_rationales, parse_variant
@@ -135,7 +135,7 @@ def _attribution_key(method: str, split: str = "student_train") -> str:
 
 def teacher_fingerprint(run: Path, cfg: RunConfig) -> str:
     """The teacher unit's fingerprint: the key of the caches (attribution shards, kd logits) of its weights."""
-    return fingerprints(plan(run, cfg)[:2])["teacher"]
+    return fingerprints(plan(run, cfg))["teacher"]
 
 
 def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> dict:
@@ -169,11 +169,10 @@ def check_variants(run: Path, cfg: RunConfig) -> None:
 
 def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,
                targets: dict[str, str] | None = None, kd: dict[str, dict] | None = None,
-               match: dict[str, list[float]] | None = None) -> list[Any]:
+               match: dict[str, list[float]] | None = None) -> list[TrainRow]:
     """Train rows (records.TrainRow); `targets` replaces the gold labels (seqkd), `kd` adds the teacher's sparse
     logits per row, `match` the teacher's word scores that the student's saliency is pulled toward."""
     from attrdistill.evaluation import single_target
-    from attrdistill.records import SparseLogits, TrainRow
     rows = []
     for ex in examples:
         label = targets[ex.id] if targets is not None else ex.label

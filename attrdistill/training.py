@@ -5,9 +5,9 @@
 A train row (`records.TrainRow`) is a source and target and, for two-task students, the explain source and
 rationale.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
-plain label loss (standard fine-tuning, and the teacher). Rows with a "kd" entry (the teacher's
-sparse logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
-`kd.kd_loss`; rows with a "match" entry (the teacher's word scores) add mu * the divergence of the
+plain label loss (standard fine-tuning, and the teacher). Rows with `kd` (the teacher's sparse
+logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
+`kd.kd_loss`; rows with `match_scores` (the teacher's word scores) add mu * the divergence of the
 student's own saliency from them (`matching.py`). Validation accuracy picks the best checkpoint; an
 interrupted run resumes from its last checkpoint.
 

@@ -170,4 +170,5 @@ if [ -n "${OUT:-}" ]; then   # the device tool brings back what is under $OUT (8
   for f in setup attribution run; do cp "$WORK/$f.log" "$OUT/gpu-$f.log" 2>/dev/null || true; done
   cp "$WORK/run/report.md" "$OUT/gpu-report.md" 2>/dev/null || true
 fi
+rm -rf "$SITE"   # the installed wheels are scratch: no third-party code stays in the tree after a run
 echo "== $(date -u +%T) wrote $JSON; $(awk "BEGIN {printf \"%.0f\", $EPOCHREALTIME - $START}")s in all"
