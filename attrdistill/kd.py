@@ -2,6 +2,7 @@
 
     rows = teacher_logits(model, tok, sources, targets, top_k=16, temperature=2.0, cache=run / "kd_cache")
     loss = kd_loss(target_logits, ce, batch, alpha=0.5, temperature=2.0, divergence="forward_kl")
+    loss = KDLoss(alpha=0.5, temperature=2.0)(target_logits, ce, batch)   # the same, as the kd objective's loss
 
 The teacher scores each target token once per train set, teacher-forced, and keeps only its top-K
 logits and the log-normaliser log sum_v exp(z_v / T) at the distillation temperature. That is all a
@@ -22,6 +23,7 @@ D: forward KL (DistillKit's default), reverse KL, or the generalised JSD of GKD 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -175,3 +177,17 @@ def kd_loss(target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torc
     d = sparse_divergence(target_logits[:, :mask.shape[1]], batch["kd_ids"], batch["kd_logits"], batch["kd_log_norm"],
                           temperature, divergence, beta)
     return (1 - alpha) * ce + alpha * temperature ** 2 * (d * mask).sum() / mask.sum().clamp(min=1)
+
+
+@dataclass(frozen=True)
+class KDLoss:
+    """The kd objective's loss (students.OBJECTIVES["kd"]): `kd_loss` with its settings, called as the trainer
+    calls an objective's loss, (target logits, the label's cross-entropy, the batch's kd_* tensors) -> loss."""
+
+    alpha: float = 0.5
+    temperature: float = 2.0
+    divergence: Divergence = "forward_kl"
+    beta: float = 0.5
+
+    def __call__(self, target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return kd_loss(target_logits, ce, batch, self.alpha, self.temperature, self.divergence, self.beta)

@@ -35,7 +35,7 @@ from attrdistill.config import METHODS, RunConfig, check_environment, dump_confi
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import is_main
-from attrdistill.records import Prediction, SparseLogits, TrainRow, attribution_file, predictions
+from attrdistill.records import Prediction, TrainRow, attribution_file, predictions
 from attrdistill.runner import Unit, execute, fingerprints
 from attrdistill.store import atomic_open, write_json
 from attrdistill.students import OBJECTIVES, check_available, given_rationales, parse_variant
@@ -168,24 +168,22 @@ def check_variants(run: Path, cfg: RunConfig) -> None:
 
 
 def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,
-               targets: dict[str, str] | None = None, kd: dict[str, dict] | None = None,
+               objective: str = "label", teacher: dict[str, dict] | None = None,
                match: dict[str, list[float]] | None = None) -> list[TrainRow]:
-    """Train rows (records.TrainRow); `targets` replaces the gold labels (seqkd), `kd` adds the teacher's sparse
-    logits per row, `match` the teacher's word scores that the student's saliency is pulled toward."""
+    """Train rows (records.TrainRow); `objective`'s entry attaches `teacher` (id -> the row it reads: kd's sparse
+    logits, seqkd's output), `match` adds the teacher's word scores that the student's saliency is pulled toward."""
     from attrdistill.evaluation import single_target
+    attach = OBJECTIVES[objective].attach
+    one_sequence = rationales is not None and cfg.distill.format != "two_task"
     rows = []
     for ex in examples:
-        label = targets[ex.id] if targets is not None else ex.label
-        row = TrainRow(source=cfg.data.predict_prefix + ex.input, target=label)
-        if kd is not None:
-            row.kd = SparseLogits.from_json(kd[ex.id])
-            if rationales is not None and cfg.distill.format == "label_first":
-                # 'X, because ...': the teacher's last entry predicts the label's EOS, where this target goes on
-                row.kd = row.kd.without_last()
+        row = TrainRow(source=cfg.data.predict_prefix + ex.input, target=ex.label)
+        if attach is not None and teacher is not None:
+            attach(row, teacher[ex.id], one_sequence and cfg.distill.format == "label_first")
         if match is not None:
             row.match_input, row.match_prefix, row.match_scores = ex.input, cfg.data.predict_prefix, match[ex.id]
-        if rationales is not None and cfg.distill.format != "two_task":
-            row.target = single_target(label, rationales[ex.id], cfg.distill.format)
+        if one_sequence:
+            row.target = single_target(row.target, rationales[ex.id], cfg.distill.format)
         elif rationales is not None:
             row.explain_source, row.rationale = cfg.data.explain_prefix + ex.input, rationales[ex.id]
         rows.append(row)
@@ -327,25 +325,17 @@ def student_start(run: Path, cfg: RunConfig, seed: int) -> tuple[Any, Any]:
 def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     """Train one student of `variant` on student_train."""
     from attrdistill.evaluation import matcher
-    from attrdistill.training import KDSettings, train
+    from attrdistill.training import train
     v, d = parse_variant(variant), cfg.distill
     examples = load_split(run, "student_train")
-    kd = outputs = match = None
-    read = {r["id"]: r for r in read_jsonl(run / v.reads / "student_train.jsonl")} if v.reads else None
-    if v.needs_teacher_logits:
-        kd = read
-    if v.needs_teacher_outputs:
-        outputs = {i: r["prediction"] for i, r in read.items()}
-    if v.match:
-        match = {r["id"]: r["scores"] for r in read_jsonl(attribution_file(run, v.match))}
-    rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), outputs, kd, match)
+    teacher = {r["id"]: r for r in read_jsonl(run / v.reads / "student_train.jsonl")} if v.reads else None
+    match = {r["id"]: r["scores"] for r in read_jsonl(attribution_file(run, v.match))} if v.match else None
+    rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, match)
     valid = train_rows(load_split(run, "valid"), cfg)
     model, tok = student_start(run, cfg, seed)
     return train(model, tok, rows, valid, cfg.student, run / student_key(variant, seed),
                  rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
-                 label=f"{variant}-seed{seed}",
-                 kd=KDSettings(d.kd_alpha, d.kd_temperature, d.kd_divergence, d.kd_beta) if v.needs_teacher_logits
-                 else None,
+                 label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
                  match_weight=d.match_weight, teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
                  report_to=cfg.report_to)
 

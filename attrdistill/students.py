@@ -14,36 +14,63 @@ A variant names at most one objective and at most one rationale source, joined b
   scores by that method (`matching.py`); combines with the others.
 
 A new objective or source is one entry here (plus what it computes, in its own module); config
-validation, the docs of `distill.variants` and the plan read these tables: an objective's entry names
-the teacher's unit its students read (`reads`: its cached logits or outputs) and the distill settings
-that change them, so the plan gives its students those dependencies and fingerprints without a branch.
+validation, the docs of `distill.variants`, the plan and the trainer read these tables. An objective's
+entry names the teacher's unit its students read (`reads`: its cached logits or outputs), the distill
+settings that change them, how a train row takes the teacher's row (`attach`) and the loss that replaces
+the label's cross-entropy (`loss`, built from those settings): the plan gives its students those
+dependencies and fingerprints, `pipeline.train_rows` and the trainer apply it, all without a branch on
+its name. A new kind of teacher signal (not logits, not outputs) also needs its unit in
+`pipeline.TEACHER_SIGNALS` and a field of `records.TrainRow`.
 """
 
 from __future__ import annotations
 
+import importlib
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from attrdistill.errors import ConfigError, DataError
+from attrdistill.records import SparseLogits, TrainRow
 
 
 @dataclass(frozen=True)
 class Objective:
-    """What a student is trained to output for the label, and what of the teacher's it reads."""
+    """What a student is trained to output for the label, what of the teacher's it reads, and its loss."""
 
     doc: str
     reads: str | None = None          # the teacher's unit its students read (pipeline.TEACHER_SIGNALS)
-    settings: tuple[str, ...] = ()    # the distill.* fields that change its students
+    settings: tuple[str, ...] = ()    # the distill.* fields that change its students (and build its loss)
+    # How a train row takes the teacher's row of its example (the flag: the target goes on past the label).
+    attach: Callable[[TrainRow, dict[str, Any], bool], None] | None = None
+    # "module:name" called with the settings' values -> loss(target logits, label CE, batch) replacing the CE
+    loss: str | None = None
+
+    def loss_function(self, distill: Any) -> Callable[..., Any] | None:
+        """Its loss term built from the `distill` config's settings (imported now), or None: the label's CE."""
+        if self.loss is None:
+            return None
+        module, _, name = self.loss.partition(":")
+        return getattr(importlib.import_module(module), name)(*[getattr(distill, f) for f in self.settings])
+
+
+def _take_logits(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:
+    row.kd = SparseLogits.from_json(teacher)
+    if goes_on:   # 'X, because ...': the teacher's last entry predicts the label's EOS, where this target goes on
+        row.kd = row.kd.without_last()
+
+
+def _take_output(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:
+    row.target = teacher["prediction"]
 
 
 OBJECTIVES: dict[str, Objective] = {
     "label": Objective("cross-entropy on the gold label (implicit: a variant without an objective uses it)"),
     "kd": Objective("(1 - distill.kd_alpha) CE + kd_alpha T^2 D(p_teacher^T || p_student^T) on the label tokens, from "
                     "the teacher's cached top-K logits (same vocabulary needed)", "teacher_logits",
-                    ("kd_alpha", "kd_temperature", "kd_divergence", "kd_beta")),
+                    ("kd_alpha", "kd_temperature", "kd_divergence", "kd_beta"), _take_logits, "attrdistill.kd:KDLoss"),
     "seqkd": Objective("cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
-                       "teacher_outputs"),
+                       "teacher_outputs", attach=_take_output),
 }
 MATCH_DOC = ("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) to the "
              "label loss (attribution matching, a double backward)")
@@ -67,14 +94,6 @@ class Variant:
     def reads(self) -> str | None:
         """The teacher's unit this variant's objective reads (teacher_logits, teacher_outputs), if any."""
         return OBJECTIVES[self.objective].reads
-
-    @property
-    def needs_teacher_logits(self) -> bool:
-        return self.reads == "teacher_logits"
-
-    @property
-    def needs_teacher_outputs(self) -> bool:
-        return self.reads == "teacher_outputs"
 
 
 def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:

@@ -5,9 +5,9 @@
 A train row (`records.TrainRow`) is a source and target and, for two-task students, the explain source and
 rationale.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
-plain label loss (standard fine-tuning, and the teacher). Rows with `kd` (the teacher's sparse
-logits of the label tokens, `kd.teacher_logits`) replace L_label by the distillation loss of
-`kd.kd_loss`; rows with `match_scores` (the teacher's word scores) add mu * the divergence of the
+plain label loss (standard fine-tuning, and the teacher). A student's objective may replace L_label by its
+own loss (`objective_loss`; kd's, `kd.KDLoss`, reads the teacher's sparse logits of the label tokens
+that kd rows carry); rows with `match_scores` (the teacher's word scores) add mu * the divergence of the
 student's own saliency from them (`matching.py`). Validation accuracy picks the best checkpoint; an
 interrupted run resumes from its last checkpoint.
 
@@ -32,7 +32,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ from attrdistill.distributed import launched
 from attrdistill.errors import StageError
 from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
-from attrdistill.kd import Divergence, kd_loss, pad_sparse
+from attrdistill.kd import pad_sparse
 from attrdistill.matching import match_divergence, pad_targets, student_saliency, token_targets
 from attrdistill.records import TrainRow, as_train_rows
 from attrdistill.store import crash_point
@@ -52,28 +52,24 @@ from attrdistill.store import crash_point
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class KDSettings:
-    """How a kd student mixes the label's cross-entropy with the divergence to the teacher (see `kd`)."""
-
-    alpha: float = 0.5
-    temperature: float = 2.0
-    divergence: Divergence = "forward_kl"
-    beta: float = 0.5
+# An objective's loss (students.Objective.loss_function): (target logits, label CE, the batch's kd_* tensors) -> loss.
+ObjectiveLoss = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 
 
 class TwoTaskTrainer(Seq2SeqTrainer):
-    """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch), and with `kd`
-    distils the label tokens from the teacher's sparse logits carried by the batch."""
+    """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch); an objective's loss
+    (`objective_loss`, e.g. kd's, from the teacher's sparse logits the batch carries) replaces the label's
+    cross-entropy in training (validation reports the cross-entropy)."""
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
 
     def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
-                 kd: KDSettings | None = None, match_weight: float = 1.0, **kwargs: Any) -> None:
+                 objective_loss: ObjectiveLoss | None = None, match_weight: float = 1.0,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
         self.greedy_valid = greedy_valid
-        self.kd = kd
+        self.objective_loss = objective_loss
         self.match_weight = match_weight
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
@@ -95,7 +91,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
-        sparse = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
+        signal = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
         match = inputs.pop("match_targets", None)
         outputs = None
         if match is not None:   # one forward for the label loss and the student's saliency
@@ -106,9 +102,8 @@ class TwoTaskTrainer(Seq2SeqTrainer):
             loss, logits = outputs.loss, outputs.logits
         else:
             loss, logits = label_loss(model, inputs)
-        if sparse and self.kd is not None:
-            k = self.kd
-            loss = kd_loss(logits, loss, sparse, k.alpha, k.temperature, k.divergence, k.beta)
+        if self.objective_loss is not None and not return_outputs:   # training, not validation
+            loss = self.objective_loss(logits, loss, signal)
         if match is not None:
             loss = loss + self.match_weight * match_divergence(saliency, match)
         if explain:
@@ -252,7 +247,7 @@ def last_checkpoint(folder: Path) -> Path | None:
 
 def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], valid_rows: list[TrainRow] | list[dict],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
-          correct: Matcher = exact_match, label: str = "train", kd: KDSettings | None = None,
+          correct: Matcher = exact_match, label: str = "train", objective_loss: ObjectiveLoss | None = None,
           match_weight: float = 1.0, teacher_forced: bool = False,
           report_to: list[str] | None = None) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
@@ -305,8 +300,8 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         compute_metrics=forced_accuracy if teacher_forced else generated_accuracy,
         preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))
         if teacher_forced else None,
-        processing_class=tokenizer, rationale_weight=rationale_weight, kd=kd, match_weight=match_weight,
-        greedy_valid=greedy,
+        processing_class=tokenizer, rationale_weight=rationale_weight, objective_loss=objective_loss,
+        match_weight=match_weight, greedy_valid=greedy,
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:

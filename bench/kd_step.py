@@ -21,9 +21,9 @@ import torch
 
 from attrdistill.config import RunConfig
 from attrdistill.data.synthetic import generate
-from attrdistill.kd import teacher_logits
+from attrdistill.kd import KDLoss, teacher_logits
 from attrdistill.models import build_word_tokenizer, load_model
-from attrdistill.training import KDSettings, TwoTaskTrainer, collate_train, features
+from attrdistill.training import TwoTaskTrainer, collate_train, features
 from attrdistill.words import words
 
 
@@ -51,7 +51,7 @@ def main() -> None:
                                                      for r, ex in zip(rows, examples)], cfg.student), tok.pad_token_id)}
     from transformers import Seq2SeqTrainingArguments
     trainer = TwoTaskTrainer(model=student, args=Seq2SeqTrainingArguments("/tmp/kd-step-bench", report_to=[]),
-                             kd=KDSettings())
+                             objective_loss=KDLoss())
     opt = torch.optim.AdamW(student.parameters(), lr=1e-4)
     student.train()
     times: dict[str, list[float]] = {name: [] for name in batches}

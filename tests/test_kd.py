@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from attrdistill.config import ConfigError, load_config
-from attrdistill.kd import check_vocabularies, kd_loss, pad_sparse, sparse_divergence, teacher_logits
+from attrdistill.kd import KDLoss, check_vocabularies, kd_loss, pad_sparse, sparse_divergence, teacher_logits
 from attrdistill.students import parse_variant
-from attrdistill.training import KDSettings, TwoTaskTrainer, collate_train, features
+from attrdistill.training import TwoTaskTrainer, collate_train, features
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -96,7 +96,7 @@ def test_the_trainer_uses_the_kd_loss_when_the_batch_carries_teacher_logits(word
     teacher, student = tiny_t5(len(word_tok), seed=5), tiny_t5(len(word_tok), seed=6)
     batch = _kd_batch(word_tok, examples[:4], teacher, 8)
     trainer = TwoTaskTrainer(model=student, args=Seq2SeqTrainingArguments(str(tmp_path), report_to=[]),
-                             kd=KDSettings(alpha=0.7, temperature=1.5, divergence="jsd", beta=0.4))
+                             objective_loss=KDLoss(alpha=0.7, temperature=1.5, divergence="jsd", beta=0.4))
     got = trainer.compute_loss(student, dict(batch))
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
     out = student(**inputs)
@@ -122,8 +122,8 @@ def test_a_vocabulary_mismatch_is_refused_naming_both_sizes():
 def test_variants_combine_one_objective_and_one_rationale_source():
     assert parse_variant("kd+saliency@k3") == parse_variant("saliency@k3+kd")
     v = parse_variant("kd+saliency@k3")
-    assert (v.objective, v.rationale, v.k, v.needs_teacher_logits) == ("kd", "saliency", 3, True)
-    assert parse_variant("seqkd").needs_teacher_outputs and parse_variant("standard").rationale is None
+    assert (v.objective, v.rationale, v.k, v.reads) == ("kd", "saliency", 3, "teacher_logits")
+    assert parse_variant("seqkd").reads == "teacher_outputs" and parse_variant("standard").rationale is None
     for bad, says in [("kd+seqkd", "two objectives"), ("oracle+saliency", "two rationale sources"),
                       ("kd+salincy", "unknown part 'salincy'"), ("oracle@k3", "<method>@k<k>")]:
         with pytest.raises(ConfigError, match=says):
@@ -204,3 +204,45 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
     assert main(["-q", "run", "--out", str(run), *sets]) == 0
     after = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}
     assert {v for v in before if before[v] != after[v]} == {"kd", "kd+saliency"}
+
+
+CALLS: list[dict] = []
+
+
+class ToyLoss:
+    """A toy objective's loss: the label's cross-entropy times a setting, recording what it was given."""
+
+    def __init__(self, temperature: float) -> None:
+        self.temperature = temperature
+
+    def __call__(self, target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        CALLS.append({"temperature": self.temperature, "keys": sorted(batch), "rows": target_logits.shape[0]})
+        return ce * self.temperature
+
+
+def test_one_entry_is_a_whole_objective(monkeypatch, tmp_path):
+    """A new objective is one students.OBJECTIVES entry: config accepts it, the plan gives its students the teacher
+    unit it reads and fingerprints its setting, its rows get the teacher's row, the trainer uses its loss."""
+    from attrdistill.cli import main
+    from attrdistill.students import OBJECTIVES, Objective, _take_logits, variants_doc
+    toy = Objective("toy: the label's CE scaled by the kd temperature", "teacher_logits", ("kd_temperature",),
+                    _take_logits, f"{__name__}:ToyLoss")
+    monkeypatch.setitem(OBJECTIVES, "toy", toy)
+    assert "toy: toy: the label's CE" in variants_doc() and parse_variant("toy+saliency").objective == "toy"
+    CALLS.clear()
+    run = tmp_path / "run"
+    sets = TINY[:-1] + ["distill.variants=[standard,toy]", "distill.kd_temperature=3.0"]
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    assert (run / "teacher_logits" / "DONE.json").is_file() and not (run / "teacher_outputs").exists()
+    assert CALLS and {c["temperature"] for c in CALLS} == {3.0}
+    assert {"kd_ids", "kd_logits", "kd_log_norm", "kd_mask"} <= set(CALLS[0]["keys"]), "its rows carry the logits"
+    toy_loss = [h["loss"] for h in json.loads((run / "students/toy/seed0/log_history.json").read_text()) if "loss" in h]
+    std_loss = [h["loss"] for h in json.loads((run / "students/standard/seed0/log_history.json").read_text())
+                if "loss" in h]
+    assert toy_loss[0] == pytest.approx(3.0 * std_loss[0], rel=1e-4), "same seed and data: 3 x the label's CE"
+    # Its setting is in its students' fingerprint (and the logits'): a new temperature retrains toy, not standard.
+    before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in ("standard", "toy")}
+    sets[-1] = "distill.kd_temperature=2.0"
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    after = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in ("standard", "toy")}
+    assert [v for v in before if before[v] != after[v]] == ["toy"]
