@@ -3,18 +3,17 @@
 Every function is pure: it reads attribution rows (`attributions/<method>/rows.jsonl`), prediction rows
 (`predictions/<model>/test.jsonl`), examples or `metrics.json`, and returns numbers.
 
-    from attrdistill.data.example import read_examples, read_jsonl
+    from attrdistill.data.example import read_examples
     train = read_examples(run / "data" / "student_train.jsonl")
-    rows = read_jsonl(attribution_file(run, "saliency"))             # same order as `train`
+    rows = attribution_rows(run, "saliency")                         # same order as `train`
     answer_overlap(rows, train)             # 0.68: share of top-k rationales containing an answer word
     human_agreement(rows, train)            # {"precision", "recall", "f1", "macro_f1", "auprc", "n"} or None
     faithfulness(teacher, tok, train, rows) # {"comprehensiveness", "sufficiency", "per_fraction", "n"}
     prediction_overlap(predictions(run, "teacher"), predictions(run, "saliency-seed0"))   # records.Prediction
     teacher_gap(json.loads((run / "metrics.json").read_text()))        # {"saliency": 0.04, ...}
 
-An attribution row is {"id", "words", "scores", "top", "rationale", ...} with `words` the words of the
-example's input (attrdistill.words), `scores` one score per word and `top` the indices of its top-k
-rationale words; a prediction row is {"id", "prediction", "label", "correct"}.
+Attribution rows are `records.AttributionRow`s (`words` the words of the example's input, `scores` one
+score per word, `top` the indices of its top-k rationale words), prediction rows `records.Prediction`s.
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ from attrdistill.attribution.occlusion import log_probs
 from attrdistill.data.example import Example
 from attrdistill.evaluation import answer_of, normalize
 from attrdistill.features import encode, is_causal, without_tokens
-from attrdistill.records import Prediction
+from attrdistill.records import AttributionRow, Prediction
 from attrdistill.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
-
-Row = dict[str, Any]
 
 
 def _check_aligned(a_ids: Sequence[str], b_ids: Sequence[str], what: str) -> None:
@@ -50,16 +47,16 @@ def _check_aligned(a_ids: Sequence[str], b_ids: Sequence[str], what: str) -> Non
                              f"{len(a_ids)} vs {len(b_ids)} rows)")
 
 
-def _aligned_rows(rows: Sequence[Row], examples: Sequence[Example]) -> None:
-    _check_aligned([str(r["id"]) for r in rows], [str(ex.id) for ex in examples], "rows vs examples")
+def _aligned_rows(rows: Sequence[AttributionRow], examples: Sequence[Example]) -> None:
+    _check_aligned([str(r.id) for r in rows], [str(ex.id) for ex in examples], "rows vs examples")
 
 
-def answer_overlap(rows: Sequence[Row], examples: Sequence[Example],
+def answer_overlap(rows: Sequence[AttributionRow], examples: Sequence[Example],
                    stop_words: frozenset[str] | set[str] = ENGLISH_STOP_WORDS) -> float:
     """Share of examples whose top-k rationale words contain a content word of the gold answer.
 
     Rule: the answer's words are `words(ex.label)`, lower-cased, minus punctuation and `stop_words`
-    (lower-case); the rationale's words are `row["words"][i]` for i in `row["top"]`, lower-cased. An
+    (lower-case); the rationale's words are `row.words[i]` for i in `row.top`, lower-cased. An
     example overlaps when the two sets share a word (exact word match, no stemming: "bank" does not
     match "banks"). An answer with no content word ("the", "?") counts as no overlap, so the share is
     over all examples. Raises ValueError on no examples or misaligned rows.
@@ -70,7 +67,7 @@ def answer_overlap(rows: Sequence[Row], examples: Sequence[Example],
     hits = 0
     for row, ex in zip(rows, examples):
         answer = {w.lower() for w in words(ex.label) if not is_punctuation(w)} - set(stop_words)
-        chosen = {row["words"][i].lower() for i in row["top"]}
+        chosen = {row.words[i].lower() for i in row.top}
         hits += bool(answer & chosen)
     return hits / len(examples)
 
@@ -105,7 +102,7 @@ def _n_top(fraction: float, n_candidates: int) -> int:
     return min(max(1, math.ceil(round(fraction * n_candidates, 9))), n_candidates)
 
 
-def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: Sequence[Row],
+def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: Sequence[AttributionRow],
                  prefix: str = "predict: ", fractions: Sequence[float] = (0.01, 0.05, 0.10, 0.20),
                  batch_size: int = 64, max_input_length: int = 512, max_target_length: int = 128) -> dict[str, Any]:
     """ERASER comprehensiveness and sufficiency of the rows' word scores, as AOPC over `fractions`.
@@ -131,9 +128,9 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
         raise ValueError(f"faithfulness: fractions must be in (0, 1], got {list(fractions)}")
     spans = [word_spans(ex.input) for ex in examples]
     for row, ex, sp in zip(rows, examples, spans):
-        if len(row["scores"]) != len(sp):
+        if len(row.scores) != len(sp):
             raise ValueError(f"faithfulness: example {ex.id} has {len(sp)} words but its row has "
-                             f"{len(row['scores'])} scores")
+                             f"{len(row.scores)} scores")
     feats = encode(tokenizer, [prefix + ex.input for ex in examples], [ex.label for ex in examples],
                    max_input_length, max_target_length, offsets=True, causal=is_causal(model))
     # Identical variants (e.g. 1% and 5% both pick one word of a short input) are scored once.
@@ -155,7 +152,7 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
         token_word = token_to_word(feat["offset_mapping"], sp, shift=len(prefix))
         text_words = [ex.input[a:b] for a, b in sp]
         candidates = [w for w, text in enumerate(text_words) if not is_punctuation(text)]
-        ranked = sorted(candidates, key=lambda w: (-float(row["scores"][w]), w))
+        ranked = sorted(candidates, key=lambda w: (-float(row.scores[w]), w))
         per_q = []
         for q in fractions:
             top = set(ranked[:_n_top(q, len(ranked))])
@@ -200,7 +197,7 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float 
     return ap
 
 
-def human_agreement(rows: Sequence[Row], examples: Sequence[Example]) -> dict[str, Any] | None:
+def human_agreement(rows: Sequence[AttributionRow], examples: Sequence[Example]) -> dict[str, Any] | None:
     """Agreement of the rationales with human highlights, over examples with a non-empty `human`.
 
     precision / recall / f1: word-level, micro-averaged (total hits / total top-k words, total hits /
@@ -216,12 +213,12 @@ def human_agreement(rows: Sequence[Row], examples: Sequence[Example]) -> dict[st
     hits = picked = gold = 0
     f1s, aps = [], []
     for row, ex in pairs:
-        top, human = set(row["top"]), set(ex.human)
+        top, human = set(row.top), set(ex.human)
         h = len(top & human)
         hits, picked, gold = hits + h, picked + len(top), gold + len(human)
         f1s.append(_f1(h / len(top) if top else 0.0, h / len(human)))
-        keep = [w for w, text in enumerate(row["words"]) if not is_punctuation(text)]
-        ap = average_precision([row["scores"][w] for w in keep], [w in human for w in keep])
+        keep = [w for w, text in enumerate(row.words) if not is_punctuation(text)]
+        ap = average_precision([row.scores[w] for w in keep], [w in human for w in keep])
         if ap is not None:
             aps.append(ap)
     precision = hits / picked if picked else 0.0

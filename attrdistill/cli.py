@@ -24,7 +24,7 @@ from attrdistill.config import DataConfig, RunConfig, check_environment, dump_co
 from attrdistill.data.example import read_jsonl
 from attrdistill.distributed import barrier, is_main
 from attrdistill.errors import ConfigError, UserError
-from attrdistill.records import attribution_file
+from attrdistill.records import AttributionRow, attribution_file
 
 # What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
 CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",
@@ -200,19 +200,19 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
     path = attribution_file(run_dir, method)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {method} attributions; run `attrdistill attribute {run_dir}` first")
-    rows = read_jsonl(path)
-    row = next((r for r in rows if example is None or r["id"] == example), None)
+    rows = [AttributionRow.from_json(r) for r in read_jsonl(path)]
+    row = next((r for r in rows if example is None or r.id == example), None)
     if row is None:
-        near = ", ".join(r["id"] for r in rows[:5])
+        near = ", ".join(r.id for r in rows[:5])
         raise ConfigError(f"--example {example}: no such id in {path} (ids look like: {near}, ...)")
-    print(f"{row['id']}  method {method}  target {row.get('target', '')!r}")
-    print(heatmap.terminal(row["words"], row["scores"], row["top"]))
-    print(f"rationale: {row['rationale']}")
+    print(f"{row.id}  method {method}  target {row.target!r}")
+    print(heatmap.terminal(row.words, row.scores, row.top))
+    print(f"rationale: {row.rationale}")
     if html_file is not None:
-        meta = (f'<p class="meta">{html.escape(row["id"])} &middot; method {html.escape(method)} &middot; '
-                f'target {html.escape(str(row.get("target", "")))} &middot; '
-                f'rationale {html.escape(row["rationale"])}</p>')
-        html_file.write_text(heatmap.html_page([meta, heatmap.html_words(row["words"], row["scores"], row["top"])]),
+        meta = (f'<p class="meta">{html.escape(row.id)} &middot; method {html.escape(method)} &middot; '
+                f'target {html.escape(row.target)} &middot; '
+                f'rationale {html.escape(row.rationale)}</p>')
+        html_file.write_text(heatmap.html_page([meta, heatmap.html_words(row.words, row.scores, row.top)]),
                              encoding="utf-8")
         print(f"wrote {html_file}")
     return 0

@@ -1,7 +1,7 @@
 """Word scores made visible: a coloured line for the terminal and an HTML heat-map.
 
-    print(terminal(row["words"], row["scores"], row["top"]))          # ANSI background shades
-    Path("ex.html").write_text(html_page([html_words(row["words"], row["scores"], row["top"])]))
+    print(terminal(row.words, row.scores, row.top))          # ANSI background shades
+    Path("ex.html").write_text(html_page([html_words(row.words, row.scores, row.top)]))
 
 Shades are relative to the example's highest score; the rationale (top-k) words are also
 underlined and bold, so the choice is visible without colour too; html_words can also box the

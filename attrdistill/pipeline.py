@@ -35,7 +35,7 @@ from attrdistill.config import METHODS, RunConfig, check_environment, dump_confi
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import is_main
-from attrdistill.records import Prediction, TrainRow, attribution_file, predictions
+from attrdistill.records import Prediction, TrainRow, attribution_file, attribution_rows, predictions
 from attrdistill.runner import Unit, execute, fingerprints
 from attrdistill.store import atomic_open, write_json
 from attrdistill.students import OBJECTIVES, check_available, given_rationales, parse_variant
@@ -252,8 +252,8 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
     if v.rationale not in METHODS:
         return given_rationales(v.rationale, examples, cfg.data.seed)
     from attrdistill.attribution import rationale_at
-    rows = read_jsonl(attribution_file(run, v.rationale, split))
-    return {r["id"]: rationale_at(r, v.k, cfg.attribution) if v.k else r["rationale"] for r in rows}
+    rows = attribution_rows(run, v.rationale, split)
+    return {r.id: rationale_at(r, v.k, cfg.attribution) if v.k else r.rationale for r in rows}
 
 
 def check_shared_vocabulary(run: Path, cfg: RunConfig) -> None:
@@ -329,7 +329,7 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     v, d = parse_variant(variant), cfg.distill
     examples = load_split(run, "student_train")
     teacher = {r["id"]: r for r in read_jsonl(run / v.reads / "student_train.jsonl")} if v.reads else None
-    match = {r["id"]: r["scores"] for r in read_jsonl(attribution_file(run, v.match))} if v.match else None
+    match = {r.id: r.scores for r in attribution_rows(run, v.match)} if v.match else None
     rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, match)
     valid = train_rows(load_split(run, "valid"), cfg)
     model, tok = student_start(run, cfg, seed)
@@ -387,7 +387,7 @@ def analyze(run: Path, cfg: RunConfig) -> dict:
     and prediction overlap between the students (their first seed)."""
     from attrdistill import analysis
     examples = load_split(run, "student_train")
-    rows = {m: read_jsonl(attribution_file(run, m)) for m in attribution_methods(cfg)}
+    rows = {m: attribution_rows(run, m) for m in attribution_methods(cfg)}
     result: dict[str, Any] = {
         "answer_overlap": {m: analysis.answer_overlap(r, examples) for m, r in rows.items()},
         "human_agreement": {m: h for m, r in rows.items() if (h := analysis.human_agreement(r, examples))},

@@ -2,14 +2,14 @@
 
     row = TrainRow(source="predict: a b", target="yes")           # what a model trains on
     row = TrainRow.from_json({"source": ..., "target": ...})      # the same from JSON; unknown keys are refused
-    rows = read_jsonl(attribution_file(run, "saliency"))          # attribution rows of student_train
+    rows = attribution_rows(run, "saliency")                      # [AttributionRow] of student_train
     preds = predictions(run, "teacher")                           # [Prediction(id, prediction, label, correct)]
 
 A train row is the label task's (source, target); a two-task student's row adds the `explain:` source
 and its rationale, a kd student's the teacher's sparse logits of the label's tokens (`SparseLogits`), an
-attribution-matching student's the teacher's word scores of the input. Attribution rows are written by
-`attribution.select` ({id, target, words, scores, top, rationale} and the optional step_scores and
-teacher_correct).
+attribution-matching student's the teacher's word scores of the input. An attribution row
+(`AttributionRow`, made by `attribution.select`) is one example's words, their scores by one method and
+its top-k rationale.
 """
 
 from __future__ import annotations
@@ -66,6 +66,36 @@ class TrainRow:
                    match.get("input"), match.get("prefix", ""), match.get("scores"))
 
 
+@dataclass
+class AttributionRow:
+    """One example's words scored by one attribution method, and the rationale chosen from them."""
+
+    id: str
+    target: str                   # the output the scores explain (the gold label, or the teacher's answer)
+    words: list[str]              # the input's words (`words.word_spans`)
+    scores: list[float]           # one score per word
+    top: list[int]                # the rationale's word indices, in rationale order
+    rationale: str                # those words joined by ", "
+    step_scores: list[list[float]] | None = None   # attribution.order aligned: per target token, word scores
+    teacher_correct: bool | None = None            # attribution.teacher_wrong drop: wrong ones have no rationale
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> AttributionRow:
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names[:6] if n not in row]
+        unknown = sorted(set(row) - set(names))
+        if missing or unknown:
+            raise DataError(f"attribution row {row.get('id', '?')}: expected the fields {', '.join(names)} (the "
+                            f"last two optional); missing {', '.join(missing) or 'none'}, "
+                            f"unknown {', '.join(unknown) or 'none'}")
+        return cls(**{**row, "id": str(row["id"])})
+
+    def to_json(self) -> dict[str, Any]:
+        """Its JSON form; the optional fields only when set."""
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if v is not None or k not in ("step_scores", "teacher_correct")}
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One model's greedy output for one test example, and whether it counts as right."""
@@ -92,6 +122,12 @@ def predictions(run: Path, model: str) -> list[Prediction]:
     """A model's test predictions ('teacher', '<variant>-seed<n>'), as the evaluate unit wrote them."""
     from attrdistill.data.example import read_jsonl
     return [Prediction.from_json(r) for r in read_jsonl(run / "predictions" / model / "test.jsonl")]
+
+
+def attribution_rows(run: Path, method: str, split: str = "student_train") -> list[AttributionRow]:
+    """One method's attribution rows of a split, as the attribute unit wrote them."""
+    from attrdistill.data.example import read_jsonl
+    return [AttributionRow.from_json(r) for r in read_jsonl(attribution_file(run, method, split))]
 
 
 def attribution_file(run: Path, method: str, split: str = "student_train") -> Path:

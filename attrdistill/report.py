@@ -21,9 +21,9 @@ from typing import Any, Callable, Union
 
 from attrdistill import heatmap, plots
 from attrdistill.config import RunConfig
-from attrdistill.data.example import read_examples, read_jsonl
+from attrdistill.data.example import read_examples
 from attrdistill.paper import paper_accuracy
-from attrdistill.records import attribution_file
+from attrdistill.records import attribution_rows
 from attrdistill.words import words
 
 FIGURES = "report_files"
@@ -271,22 +271,23 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
         blocks.append(Note("No examples: data/student_train.jsonl or attributions/ is missing."))
         return Section("Rationales", blocks)
     examples = read_examples(train)[:n]
-    rows = {meth: {r["id"]: r for r in read_jsonl(attribution_file(run, meth))} for meth in methods}
+    rows = {meth: {r.id: r for r in attribution_rows(run, meth)} for meth in methods}
     decisive = any(ex.decisive for ex in examples)
     shaded = [meth for meth in methods if meth != "random"] or methods   # random scores are noise to look at
     table = Table(["input", "label"] + methods + (["decisive"] if decisive else []), [])
     heat: list[Block] = []
     for ex in examples:
         truth = ex.decisive or []
-        table.rows.append([ex.input, ex.label] + [rows[meth].get(ex.id, {}).get("rationale", "n/a") for meth in methods]
+        taught = [r.rationale if (r := rows[meth].get(ex.id)) else "n/a" for meth in methods]
+        table.rows.append([ex.input, ex.label] + taught
                           + ([", ".join(words(ex.input)[i] for i in truth)] if decisive else []))
         for meth in shaded:
             row = rows[meth].get(ex.id)
             if row is None:
                 continue
-            target = row.get("target", ex.label if cfg.attribution.target == "gold" else "n/a")
+            target = row.target
             heat.append(Heat(f"{ex.id} · {meth} · gold: {ex.label} · explained: {target}",
-                             row["words"], row["scores"], row["top"], truth))
+                             row.words, row.scores, row.top, truth))
     legend = ("Word shade: attribution score relative to the example's highest; **bold underlined**: the top-k "
               "rationale words" + ("; dashed box: the task's decisive words." if decisive else "."))
     return Section("Rationales", blocks + [table, "Heat-maps of the word scores. " + legend] + heat)

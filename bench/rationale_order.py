@@ -15,6 +15,7 @@ from pathlib import Path
 
 from attrdistill.attribution import recall_at_k
 from attrdistill.data.example import read_examples, read_jsonl
+from attrdistill.records import AttributionRow
 
 
 def main() -> None:
@@ -27,10 +28,10 @@ def main() -> None:
         examples = {ex.id: ex for ex in read_examples(run / "data" / "student_train.jsonl")}
         order = _order(run)
         for path in sorted((run / "attributions").glob("*/rows.jsonl")):   # student_train; test is one deeper
-            rows = read_jsonl(path)
-            exs = [examples[r["id"]] for r in rows]
-            same = sum(r["top"][:2] == list(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
-            both = sum(set(r["top"][:2]) == set(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
+            rows = [AttributionRow.from_json(r) for r in read_jsonl(path)]
+            exs = [examples[r.id] for r in rows]
+            same = sum(r.top[:2] == list(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
+            both = sum(set(r.top[:2]) == set(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
             print(f"{str(run):<40} {path.parent.name:<12} {order:<8} {100 * same:18.1f} {100 * both:18.1f} "
                   f"{100 * recall_at_k(rows, exs):10.1f}")
 

@@ -3,6 +3,7 @@ target depends on a single input token (so the right comprehensiveness/sufficien
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -24,17 +25,17 @@ from attrdistill.attribution.gradients import target_log_prob
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.features import collate, encode
-from attrdistill.records import Prediction
+from attrdistill.records import AttributionRow, Prediction
 from attrdistill.words import words
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
 
 
-def _row(ex: Example, top: list[int], scores: list[float] | None = None) -> dict:
+def _row(ex: Example, top: list[int], scores: list[float] | None = None) -> AttributionRow:
     ws = words(ex.input)
-    return {"id": ex.id, "words": ws, "scores": scores if scores is not None else [0.0] * len(ws), "top": top,
-            "rationale": ", ".join(ws[i] for i in top)}
+    return AttributionRow(ex.id, ex.label, ws, scores if scores is not None else [0.0] * len(ws), top,
+                          ", ".join(ws[i] for i in top))
 
 
 # ---------------------------------------------------------------- answer overlap
@@ -253,10 +254,10 @@ def test_faithfulness_on_tiny_t5_matches_deleting_words_from_the_text(word_tok, 
     # One example, one fraction, by hand: with the word-level tokenizer, deleting a word's tokens is
     # deleting the word from the text.
     ex, row = exs[0], rows[0]
-    ws = row["words"]
+    ws = row.words
     candidates = [w for w in range(len(ws)) if ws[w].isalnum()]
     n_top = math.ceil(0.2 * len(candidates) - 1e-9)
-    top = set(sorted(candidates, key=lambda w: (-row["scores"][w], w))[:n_top])
+    top = set(sorted(candidates, key=lambda w: (-row.scores[w], w))[:n_top])
     full = _lp(model, word_tok, PREFIX + ex.input, ex.label)
     without = _lp(model, word_tok, PREFIX + " ".join(w for i, w in enumerate(ws) if i not in top), ex.label)
     only = _lp(model, word_tok, PREFIX + " ".join(w for i, w in enumerate(ws) if i in top), ex.label)
@@ -270,9 +271,9 @@ def test_faithfulness_checks_its_inputs(word_tok, examples):
     ex = examples[0]
     row = _row(ex, [0])
     with pytest.raises(ValueError, match="scores"):
-        faithfulness(model, word_tok, [ex], [{**row, "scores": row["scores"][:-1]}])
+        faithfulness(model, word_tok, [ex], [dataclasses.replace(row, scores=row.scores[:-1])])
     with pytest.raises(ValueError, match=repr(examples[1].id)):
-        faithfulness(model, word_tok, examples[:2], [row, {**row}])
+        faithfulness(model, word_tok, examples[:2], [row, dataclasses.replace(row)])
     with pytest.raises(ValueError, match="fractions"):
         faithfulness(model, word_tok, [ex], [row], fractions=(0.0,))
 

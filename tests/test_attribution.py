@@ -9,6 +9,7 @@ from attrdistill.attribution.gradients import saliency
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.features import collate, encode
+from attrdistill.records import AttributionRow
 from tests.conftest import tiny_t5
 
 
@@ -70,17 +71,17 @@ def test_attribute_rows_and_random_is_seeded(word_tok, examples):
     model = tiny_t5(len(word_tok))
     cfg = AttributionConfig(k=3, batch_size=5)
     rows = attribute(examples, "saliency", model, word_tok, cfg, prefix="predict: ")
-    assert [r["id"] for r in rows] == [ex.id for ex in examples]
+    assert [r.id for r in rows] == [ex.id for ex in examples]
     for r, ex in zip(rows, examples):
-        assert len(r["words"]) == len(r["scores"]) and len(r["top"]) == 3
-        assert r["rationale"] == ", ".join(r["words"][i] for i in r["top"])
-        assert all(r["words"][i].isalnum() for i in r["top"]), "punctuation is skipped"
-        assert "predict" not in r["words"], "the task prefix is never a rationale word"
+        assert len(r.words) == len(r.scores) and len(r.top) == 3
+        assert r.rationale == ", ".join(r.words[i] for i in r.top)
+        assert all(r.words[i].isalnum() for i in r.top), "punctuation is skipped"
+        assert "predict" not in r.words, "the task prefix is never a rationale word"
     a = attribute(examples, "random", None, None, cfg, seed=7)
     b = attribute(examples, "random", None, None, cfg, seed=7)
     c = attribute(examples, "random", None, None, cfg, seed=8)
-    assert [r["top"] for r in a] == [r["top"] for r in b]
-    assert [r["top"] for r in a] != [r["top"] for r in c]
+    assert [r.top for r in a] == [r.top for r in b]
+    assert [r.top for r in a] != [r.top for r in c]
 
 
 def test_top_k_orders_and_filters():
@@ -94,6 +95,7 @@ def test_top_k_orders_and_filters():
 def test_recall_at_k_known_values():
     examples = [Example("a", "x", "y", decisive=[1, 2]), Example("b", "x", "y", decisive=[0, 4]),
                 Example("c", "x", "y")]
-    rows = [{"top": [1, 2, 3]}, {"top": [4, 5, 6]}, {"top": [0]}]
+    rows = [AttributionRow(ex.id, "y", ["w"] * 7, [0.0] * 7, top, "")
+            for ex, top in zip(examples, [[1, 2, 3], [4, 5, 6], [0]])]
     assert recall_at_k(rows, examples) == 0.75
     assert recall_at_k(rows[2:], examples[2:]) is None

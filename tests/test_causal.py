@@ -139,10 +139,10 @@ def test_causal_occlusion_is_the_log_prob_drop_of_deleting_each_word(word_tok, e
 
     def log_prob(text):
         return target_log_prob(model, collate(encode(word_tok, [PREFIX + text], [ex.label], 128, 32, causal=True)))[0]
-    for w in (0, 3, len(rows[0]["words"]) - 2):
+    for w in (0, 3, len(rows[0].words) - 2):
         a, b = word_spans(ex.input)[w]
         expected = log_prob(ex.input) - log_prob(ex.input[:a] + ex.input[b:])
-        assert rows[0]["scores"][w] == pytest.approx(float(expected), abs=1e-5)
+        assert rows[0].scores[w] == pytest.approx(float(expected), abs=1e-5)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -160,7 +160,7 @@ def test_causal_target_prediction_explains_the_models_own_output(word_tok, examp
     model = tiny_llama(len(word_tok), seed=4)
     rows = attribute(examples[:3], "saliency", model, word_tok, AttributionConfig(target="prediction"), PREFIX,
                      max_target_length=6)
-    assert [r["target"] for r in rows] == predict(model, word_tok, [PREFIX + ex.input for ex in examples[:3]],
+    assert [r.target for r in rows] == predict(model, word_tok, [PREFIX + ex.input for ex in examples[:3]],
                                                   max_new_tokens=6)
 
 
@@ -392,7 +392,7 @@ def test_real_smollm2_gguf_loads_and_attributes(examples):
     assert model.config.num_hidden_layers == 30 and tok.pad_token_id is not None
     assert predict(model, tok, ["Question: What is the capital of France?\nAnswer:"], max_new_tokens=8)[0]
     rows = attribute(examples[:2], "saliency", model, tok, AttributionConfig(k=3), PREFIX)
-    assert all(set(r["rationale"].split(", ")) <= set(r["words"]) for r in rows)
+    assert all(set(r.rationale.split(", ")) <= set(r.words) for r in rows)
     small = keep_every_nth(model, 3)
     assert small.config.num_hidden_layers == 10 and predict(small, tok, [PREFIX + examples[0].input], max_new_tokens=3)
 
@@ -417,8 +417,8 @@ def _check_run(run: Path) -> None:
                 for line in (run / "data" / "student_train.jsonl").read_text().splitlines()}
     assert len(rows) == 16
     for r in rows:
-        chosen = r["rationale"].split(", ")
-        assert len(chosen) == 3 and set(chosen) <= set(words(examples[r["id"]])), (chosen, examples[r["id"]])
+        chosen = r.rationale.split(", ")
+        assert len(chosen) == 3 and set(chosen) <= set(words(examples[r.id])), (chosen, examples[r.id])
     for name in ("teacher", "saliency-seed0"):
         assert (run / "predictions" / name / "test.jsonl").is_file()
 

@@ -102,8 +102,8 @@ def test_one_entry_is_a_whole_method(monkeypatch, word_tok, examples, kind, func
             load_config(None, ["attribution.method=toy", "attribution.order=aligned"])
     # Attribution: its scores, its words.
     rows = attribute(examples[:3], "toy", tiny_t5(len(word_tok)), word_tok, cfg.attribution, PREFIX)
-    assert [r["top"] for r in rows] == [[0, 1, 2]] * 3
-    assert rows[0]["rationale"] == ", ".join(rows[0]["words"][:3])
+    assert [r.top for r in rows] == [[0, 1, 2]] * 3
+    assert rows[0].rationale == ", ".join(rows[0].words[:3])
     # Cache key: its fields enter it.
     assert scoring_params("toy", cfg.attribution) == {"norm": "l1"}
     l2 = dataclasses.replace(cfg.attribution, norm="l2")

@@ -24,6 +24,7 @@ from attrdistill.attribution.gradients import (
 from attrdistill.config import AttributionConfig
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode
+from attrdistill.records import attribution_rows
 from attrdistill.words import word_spans, words
 from tests.conftest import tiny_t5
 
@@ -128,9 +129,9 @@ def test_occlusion_is_the_log_prob_drop_of_deleting_each_word(word_tok, examples
     ex = examples[0]
     rows = attribute([ex], "occlusion", model, word_tok, AttributionConfig(k=3), prefix=PREFIX)
     full = target_log_prob(model, _one(encode(word_tok, [PREFIX + ex.input], [ex.label], 128, 32)[0]))[0]
-    for w in (0, 3, len(rows[0]["words"]) - 2):
+    for w in (0, 3, len(rows[0].words) - 2):
         # The word-level tokenizer makes "delete the word's tokens" and "delete the word from the text" the same.
-        assert rows[0]["scores"][w] == pytest.approx(float(full - _occluded(model, word_tok, ex, w)), abs=1e-5)
+        assert rows[0].scores[w] == pytest.approx(float(full - _occluded(model, word_tok, ex, w)), abs=1e-5)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -157,8 +158,8 @@ def test_random_is_reproducible_by_seed_and_independent_of_sharding(examples):
     a = attribute(examples, "random", None, None, AttributionConfig(k=3), seed=7)
     b = attribute(examples, "random", None, None, AttributionConfig(k=3, shard_size=5), seed=7)
     c = attribute(examples, "random", None, None, AttributionConfig(k=3), seed=8)
-    assert [r["top"] for r in a] == [r["top"] for r in b]
-    assert [r["top"] for r in a] != [r["top"] for r in c]
+    assert [r.top for r in a] == [r.top for r in b]
+    assert [r.top for r in a] != [r.top for r in c]
 
 
 def test_target_prediction_explains_the_teachers_own_output(word_tok, examples):
@@ -166,10 +167,10 @@ def test_target_prediction_explains_the_teachers_own_output(word_tok, examples):
     rows = attribute(examples[:3], "saliency", model, word_tok, AttributionConfig(target="prediction"), PREFIX,
                      max_target_length=6)
     preds = predict(model, word_tok, [PREFIX + ex.input for ex in examples[:3]], max_new_tokens=6)
-    assert [r["target"] for r in rows] == preds
+    assert [r.target for r in rows] == preds
     gold = attribute(examples[:3], "saliency", model, word_tok, AttributionConfig(), PREFIX)
-    assert [r["target"] for r in gold] == [ex.label for ex in examples[:3]]
-    assert [r["scores"] for r in rows] != [r["scores"] for r in gold]
+    assert [r.target for r in gold] == [ex.label for ex in examples[:3]]
+    assert [r.scores for r in rows] != [r.scores for r in gold]
 
 
 def test_stop_words_and_filters_never_chosen(word_tok, examples):
@@ -177,7 +178,7 @@ def test_stop_words_and_filters_never_chosen(word_tok, examples):
     records = score(examples, "saliency", model, word_tok, AttributionConfig(), PREFIX)
     rows = select(records, examples, AttributionConfig(k=8, stop_words=["english", "Traveller"]))
     for r in rows:
-        chosen = {r["words"][i].lower() for i in r["top"]}
+        chosen = {r.words[i].lower() for i in r.top}
         assert not chosen & {"the", "a", "to", "traveller", ","}, chosen
 
 
@@ -207,7 +208,7 @@ def test_cache_reuses_resumes_and_recomputes_on_change(word_tok, examples, tmp_p
     assert again == fresh and counter.calls == 0, "a rerun reads every shard and needs no model"
     other_k = attribute(examples, cfg.method, None, word_tok, AttributionConfig(**{**cfg.__dict__, "k": 5}), PREFIX,
                         cache=tmp_path, model_key="m1")
-    assert counter.calls == 0 and all(len(r["top"]) == 5 for r in other_k), "k is selection, not scoring"
+    assert counter.calls == 0 and all(len(r.top) == 5 for r in other_k), "k is selection, not scoring"
     (folder / "shard-00001.jsonl").unlink()   # as if killed while computing shard 1
     resumed = attribute(examples, cfg.method, model, word_tok, cfg, PREFIX, cache=tmp_path, model_key="m1")
     assert resumed == fresh and counter.calls == 1
@@ -248,11 +249,10 @@ def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_
     assert "process 0 of 2" in proc.stderr and "process 1 of 2" in proc.stderr, "two processes must share the work"
     assert "skip finetune teacher" in proc.stderr
     for method in ("saliency", "random"):
-        a = [json.loads(x) for x in (one / "attributions" / method / "rows.jsonl").read_text().splitlines()]
-        b = [json.loads(x) for x in (two / "attributions" / method / "rows.jsonl").read_text().splitlines()]
-        assert [r["top"] for r in a] == [r["top"] for r in b]
+        a, b = attribution_rows(one, method), attribution_rows(two, method)
+        assert [r.top for r in a] == [r.top for r in b]
         for ra, rb in zip(a, b):
-            assert ra["scores"] == pytest.approx(rb["scores"], abs=1e-5)
+            assert ra.scores == pytest.approx(rb.scores, abs=1e-5)
     # Two saliency caches: student_train (10 examples, 4 shards of 3) and test (4 examples, 2 shards), whose
     # rationales say how well the students reproduce theirs.
     shards = sorted(sorted(p.name for p in f.iterdir()) for f in (two / "attribution_cache").glob("saliency-*"))

@@ -69,11 +69,11 @@ def test_select_and_rationale_at_honour_aligned_order():
                                     [0.0, 0.0, 0.1, 0.0, 0.9, 0.0, 0.0, 0.7, 0.0, 0.0]]}
     cfg = AttributionConfig(k=3, order="aligned")
     (row,) = select([record], [ex], cfg)
-    assert row["top"] == [3, 6, 1] and row["rationale"] == "lantern, cave, took"
-    assert row["step_scores"][1] == [0.0, 0.1, 0.0, 0.9, 0.0, 0.0, 0.7, 0.0]
+    assert row.top == [3, 6, 1] and row.rationale == "lantern, cave, took"
+    assert row.step_scores[1] == [0.0, 0.1, 0.0, 0.9, 0.0, 0.0, 0.7, 0.0]
     assert rationale_at(row, 2, cfg) == "lantern, cave" and rationale_at(row, 4, cfg) == "lantern, cave, took, Anna"
     (plain,) = select([record], [ex], AttributionConfig(k=3))
-    assert plain["top"] == [1, 0, 3] and "step_scores" not in plain
+    assert plain.top == [1, 0, 3] and plain.step_scores is None
 
 
 def _reference_steps(model, f, reduce):
@@ -134,8 +134,8 @@ def test_aligned_occlusion_steps_are_per_token_log_prob_drops(word_tok, examples
 def test_random_control_under_aligned_order_stays_random_words(examples):
     a = attribute(examples, "random", None, None, AttributionConfig(k=3, order="aligned"), seed=7)
     b = attribute(examples, "random", None, None, AttributionConfig(k=3), seed=7)
-    assert [r["top"] for r in a] == [r["top"] for r in b]
-    assert all(r["step_scores"] == [] for r in a)
+    assert [r.top for r in a] == [r.top for r in b]
+    assert all(r.step_scores == [] for r in a)
     assert rationale_at(a[0], 2, AttributionConfig(order="aligned")) == rationale_at(b[0], 2, AttributionConfig())
 
 
@@ -231,7 +231,7 @@ def test_teacher_wrong_drop_empties_exactly_the_wrong_examples(word_tok, example
     rows = attribute(examples[:3], "saliency", model, word_tok, AttributionConfig(teacher_wrong="drop"), PREFIX,
                      max_target_length=6)
     preds = predict(model, word_tok, sources[:3], max_new_tokens=6)
-    assert [r["teacher_correct"] for r in rows] == [p == ex.label for p, ex in zip(preds, examples)]
+    assert [r.teacher_correct for r in rows] == [p == ex.label for p, ex in zip(preds, examples)]
     # A teacher right on every other example.
     right = {PREFIX + ex.input: ex.label for ex in examples[::2]}
     monkeypatch.setattr(attribution, "predict",
@@ -240,11 +240,11 @@ def test_teacher_wrong_drop_empties_exactly_the_wrong_examples(word_tok, example
     dropped = attribute(examples, "saliency", model, word_tok, cfg, PREFIX)
     kept = attribute(examples, "saliency", model, word_tok, AttributionConfig(k=3), PREFIX)
     for i, (d, k) in enumerate(zip(dropped, kept)):
-        assert d["teacher_correct"] == (i % 2 == 0) and "teacher_correct" not in k
+        assert d.teacher_correct == (i % 2 == 0) and k.teacher_correct is None
         if i % 2:
-            assert d["rationale"] == "" and d["top"] == [] and rationale_at(d, 5, cfg) == ""
+            assert d.rationale == "" and d.top == [] and rationale_at(d, 5, cfg) == ""
         else:
-            assert (d["rationale"], d["top"], d["scores"]) == (k["rationale"], k["top"], k["scores"])
+            assert (d.rationale, d.top, d.scores) == (k.rationale, k.top, k.scores)
             assert rationale_at(d, 2, cfg) == rationale_at(k, 2, AttributionConfig())
 
 
@@ -281,7 +281,7 @@ def test_defaults_add_no_keys_to_records_or_rows(word_tok, examples):
         records = score(examples[:2], method, model, word_tok, AttributionConfig(), PREFIX)
         assert all(set(r) == {"id", "target", "token_word", "token_scores", "word_scores"} for r in records)
         rows = select(records, examples[:2], AttributionConfig())
-        assert all(set(r) == {"id", "target", "words", "scores", "top", "rationale"} for r in rows)
+        assert all(set(r.to_json()) == {"id", "target", "words", "scores", "top", "rationale"} for r in rows)
 
 
 # ---- bad values -------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Attribution: score every input word of every example, then pick the top-k as its rationale.
 
     rows = attribute(examples, "saliency", model, tok, cfg.attribution, prefix="predict: ", cache=run / "cache")
-    rows[0]["rationale"]        # "compass, valley, took, ..."  (top-k words)
+    rows[0].rationale           # "compass, valley, took, ..."  (top-k words)
     recall_at_k(rows, examples) # share of the decisive words found in the top-k
 
 Two steps: `score` computes per-token scores (per-word for word-level methods) shard by shard and
@@ -38,6 +38,7 @@ from attrdistill.distributed import barrier, process
 from attrdistill.errors import ConfigError
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode, is_causal, length_batches
+from attrdistill.records import AttributionRow
 from attrdistill.store import crash_point, fingerprint
 from attrdistill.words import ENGLISH_STOP_WORDS, aggregate, is_punctuation, token_to_word, word_spans
 
@@ -271,8 +272,8 @@ def _rounded(scores: torch.Tensor) -> list[float]:
     return [round(float(s), 6) for s in scores]
 
 
-def select(records: list[dict[str, Any]], examples: list[Example], cfg: AttributionConfig) -> list[dict[str, Any]]:
-    """Rows {id, target, words, scores, top, rationale}: word scores and the top-k words of each example.
+def select(records: list[dict[str, Any]], examples: list[Example], cfg: AttributionConfig) -> list[AttributionRow]:
+    """Rows (records.AttributionRow): word scores and the top-k words of each example.
 
     With order aligned rows also carry step_scores (per content target token, word scores), which
     `rationale_at` needs; with teacher_wrong drop they carry teacher_correct, and a wrong example
@@ -287,24 +288,20 @@ def select(records: list[dict[str, Any]], examples: list[Example], cfg: Attribut
         steps = step_word_scores(rec, len(words), cfg.aggregation) if cfg.order == "aligned" else None
         dropped = rec.get("teacher_correct") is False
         top = [] if dropped else top_k(words, sc, cfg.k, cfg.skip_punctuation, cfg.order, excluded, cfg.mass, steps)
-        row = {"id": ex.id, "target": rec["target"], "words": words, "scores": _rounded(sc),
-               "top": top, "rationale": ", ".join(words[i] for i in top)}
-        if steps is not None:
-            row["step_scores"] = [_rounded(st) for st in steps]
-        if "teacher_correct" in rec:
-            row["teacher_correct"] = rec["teacher_correct"]
-        rows.append(row)
+        rows.append(AttributionRow(ex.id, rec["target"], words, _rounded(sc), top, ", ".join(words[i] for i in top),
+                                   [_rounded(st) for st in steps] if steps is not None else None,
+                                   rec.get("teacher_correct")))
     return rows
 
 
-def rationale_at(row: dict[str, Any], k: int, cfg: AttributionConfig) -> str:
+def rationale_at(row: AttributionRow, k: int, cfg: AttributionConfig) -> str:
     """The rationale text of an attribution row for another k (from its stored word and step scores)."""
-    if row.get("teacher_correct") is False:
+    if row.teacher_correct is False:
         return ""
-    steps = _matrix(row["step_scores"], len(row["words"])) if "step_scores" in row else None
-    top = top_k(row["words"], torch.tensor(row["scores"]), k, cfg.skip_punctuation, cfg.order, stop_words(cfg),
+    steps = _matrix(row.step_scores, len(row.words)) if row.step_scores is not None else None
+    top = top_k(row.words, torch.tensor(row.scores), k, cfg.skip_punctuation, cfg.order, stop_words(cfg),
                 cfg.mass, steps)
-    return ", ".join(row["words"][i] for i in top)
+    return ", ".join(row.words[i] for i in top)
 
 
 def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool = True,
@@ -348,8 +345,8 @@ def _mass_length(best: list[int], scores: torch.Tensor, candidates: list[int], m
     return max(len(best), 1)
 
 
-def recall_at_k(rows: list[dict[str, Any]], examples: list[Example]) -> float | None:
+def recall_at_k(rows: list[AttributionRow], examples: list[Example]) -> float | None:
     """Mean share of each example's decisive words that its top-k contains; None without ground truth."""
-    found = [len(set(r["top"]) & set(ex.decisive)) / len(ex.decisive)
+    found = [len(set(r.top) & set(ex.decisive)) / len(ex.decisive)
              for r, ex in zip(rows, examples) if ex.decisive]
     return sum(found) / len(found) if found else None

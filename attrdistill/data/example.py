@@ -6,7 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from attrdistill.errors import DataError
 from attrdistill.store import atomic_open
@@ -26,12 +26,16 @@ class Example:
     human: list[int] | None = None         # human-highlighted word indices (CoS-E span, e-SNLI marks), sorted
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    """Write rows to `path` atomically: a reader never sees a half-written file."""
+def write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    """Write rows (dicts, or records: their `to_json()`, else all their fields) to `path` atomically: a reader
+    never sees a half-written file."""
     with atomic_open(path) as fh:
         for row in rows:
-            fh.write(json.dumps(dataclasses.asdict(row) if dataclasses.is_dataclass(row) else row,
-                                ensure_ascii=False) + "\n")
+            if hasattr(row, "to_json"):
+                row = row.to_json()
+            elif dataclasses.is_dataclass(row):
+                row = dataclasses.asdict(row)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_text(path: Path) -> str:
