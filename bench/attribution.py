@@ -20,9 +20,10 @@ Three ways of computing the same token scores:
          is timed --repeats times at each of three points of a set's run (start, after the loop,
          after inseq); its examples/s is the median of all, ours/loop uses the median of the runs
          just before and after the loop.
-  loop   the reference, written here: per example, per gold target token j, one forward (decoder fed
-         the gold prefix up to j) and one backward of that token's logit w.r.t. the input embeddings;
-         the signed gradients are averaged over the target tokens, then the L1 norm over embedding dims.
+  loop   the reference, `attrdistill.attribution.reference.stepwise_saliency` (the one the tests check
+         ours against): per example, per gold target token j, one forward (decoder fed the gold prefix
+         up to j) and one gradient of that token's logit w.r.t. the input embeddings; the signed
+         gradients are averaged over the target tokens, then the L1 norm over embedding dims.
          It is slow, so it runs on --loop-n examples (a seeded sample of the n, default 32) and its
          examples/s is extrapolated from those; the agreement numbers are over those examples too.
   inseq  inseq 0.7.1's "saliency" on the same model object and tokenizer, gold targets forced
@@ -58,7 +59,11 @@ this process (time.process_time, all threads: less skewed by other jobs than wal
 to how well a method uses the cores: ours keeps both busy, inseq ~1.3 of 2), and
 attribution/train-step: the time of our saliency on one batch (the median-length batch) over one
 training step on that batch (model.train(), forward with labels, loss.backward() with parameter
-gradients, no optimizer step), medians of --step-repeats after a warm-up.
+gradients, no optimizer step), each timed by torch.utils.benchmark (--step-repeats runs, median).
+
+The code: each `measure_*` function times one way and returns a `Timing` (what, examples, wall and
+CPU seconds, peak GPU memory) with its scores; `bench_set` pairs them as above and returns one set's
+results (the JSON); `report` prints the table and the floors.
 
 Floors (reported, not asserted): ours >= 20x loop on both sets, >= 5x inseq on CQA and >= 10x on
 SVAMP, top-5 agreement >= 99%, attribution/train-step <= 1.2.
@@ -76,12 +81,15 @@ import random
 import statistics
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from torch.utils import benchmark
 
 from attrdistill.attribution.gradients import saliency
+from attrdistill.attribution.reference import stepwise_saliency
 from attrdistill.config import ModelConfig
 from attrdistill.data.dsbs import load_dsbs
 from attrdistill.features import collate, encode, length_batches
@@ -95,14 +103,10 @@ MAX_INPUT, MAX_TARGET = 512, 128
 TOP = 5
 FLOORS = {"loop": {"cqa": 20.0, "svamp": 20.0}, "inseq": {"cqa": 5.0, "svamp": 10.0},
           "top5": 0.99, "attr_over_train": 1.2}
-
-
-# ---------------------------------------------------------------------------------------------- model
-
-
 SIZES = {"small": dict(d_model=512, d_ff=2048, num_layers=6, num_heads=8),      # t5-small, d_kv 64
          "large": dict(d_model=1024, d_ff=4096, num_layers=24, num_heads=16)}   # t5-large, d_kv 64
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+Scores = list[torch.Tensor]   # one (input length,) tensor of token scores per example
 
 
 def build_model(tokenizer: Any, seed: int, size: str = "small", dtype: str = "float32") -> torch.nn.Module:
@@ -112,62 +116,94 @@ def build_model(tokenizer: Any, seed: int, size: str = "small", dtype: str = "fl
     return load_model(cfg, tokenizer, seed=seed).to(DEVICE, DTYPES[dtype]).eval()
 
 
-def _sync() -> None:
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Timing:
+    """One timed run of one way of attributing `n` examples."""
+
+    what: str
+    n: int
+    wall_s: float
+    cpu_s: float                      # CPU seconds of this process, all threads
+    peak_gib: float | None = None     # peak GPU memory, on a GPU
+
+    @property
+    def per_s(self) -> float:
+        return self.n / self.wall_s
+
+
+def _timed(what: str, n: int, fn: Callable[[], Any]) -> tuple[Timing, Any]:
+    """(its Timing, fn's result); on a GPU synchronised, with its peak memory."""
     if DEVICE.type == "cuda":
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fn()
+    peak = None
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    return Timing(what, n, time.perf_counter() - t0, time.process_time() - c0, peak), result
 
 
-# ---------------------------------------------------------------------------------------------- ours
+def _features(tokenizer: Any, texts: list[str], targets: list[str]) -> list[dict[str, Any]]:
+    return encode(tokenizer, texts, targets, MAX_INPUT, MAX_TARGET)
 
 
-def run_ours(model: Any, tokenizer: Any, texts: list[str], targets: list[str],
-             batch_size: int) -> tuple[list[torch.Tensor], list[list[int]]]:
-    """Token scores per example (unpadded) and the batches used, as attrdistill.attribution batches."""
-    feats = encode(tokenizer, texts, targets, MAX_INPUT, MAX_TARGET, offsets=True)
-    out: list[torch.Tensor] = [torch.empty(0)] * len(texts)
-    batches = list(length_batches([len(f["input_ids"]) for f in feats], batch_size))
-    for idx in batches:
-        batch = {k: v.to(DEVICE) for k, v in collate([feats[i] for i in idx], tokenizer.pad_token_id).items()}
-        scores = saliency(model, batch).detach().cpu()
-        for row, i in enumerate(idx):
-            out[i] = scores[row, :len(feats[i]["input_ids"])].clone()
-    return out, batches
+def measure_ours(model: Any, tokenizer: Any, texts: list[str], targets: list[str], batch_size: int,
+                 what: str = "ours") -> tuple[Timing, Scores, list[list[int]]]:
+    """Ours as the engine batches (tokenising and batching timed too): token scores per example (unpadded) and
+    the batches used."""
+    def run() -> tuple[Scores, list[list[int]]]:
+        feats = _features(tokenizer, texts, targets)
+        out: Scores = [torch.empty(0)] * len(texts)
+        batches = list(length_batches([len(f["input_ids"]) for f in feats], batch_size))
+        for idx in batches:
+            batch = {k: v.to(DEVICE) for k, v in collate([feats[i] for i in idx], tokenizer.pad_token_id).items()}
+            scores = saliency(model, batch).detach().cpu()
+            for row, i in enumerate(idx):
+                out[i] = scores[row, :len(feats[i]["input_ids"])].clone()
+        return out, batches
+
+    timing, (scores, batches) = _timed(what, len(texts), run)
+    return timing, scores, batches
 
 
-# ---------------------------------------------------------------------------------------------- loop
+def measure_loop(model: Any, tokenizer: Any, texts: list[str], targets: list[str]) -> tuple[Timing, Scores]:
+    """The step-wise reference, example by example."""
+    def run() -> Scores:
+        return [stepwise_saliency(model, f["input_ids"], f["labels"]) for f in _features(tokenizer, texts, targets)]
+    return _timed("loop", len(texts), run)
 
 
-def loop_saliency(model: Any, input_ids: list[int], labels: list[int]) -> torch.Tensor:
-    """The reference: one forward+backward per gold target token, signed gradients averaged, L1 norm."""
-    ids = torch.tensor([input_ids], device=DEVICE)
-    mask = torch.ones_like(ids)
-    start = model.config.decoder_start_token_id
-    embed = model.get_input_embeddings()
-    total = torch.zeros(len(input_ids), model.config.d_model, device=DEVICE)
-    for j, gold in enumerate(labels):
-        embeds = embed(ids).detach().requires_grad_(True)
-        decoder_input_ids = torch.tensor([[start] + labels[:j]], device=DEVICE)
-        logits = model(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
-        logits[0, -1, gold].backward()
-        total += embeds.grad[0].float()
-    return (total / len(labels)).abs().sum(-1).cpu()
+def measure_inseq(inseq_model: Any, texts: list[str], targets: list[str], batch_size: int) -> tuple[Timing, Scores]:
+    """inseq's saliency on the gold targets, rebuilt into our quantity (mean over steps, L1 over dims)."""
+    def run() -> Scores:
+        out = inseq_model.attribute(input_texts=texts, generated_texts=targets, batch_size=batch_size,
+                                    show_progress=False, attributed_fn="logit", abs=False)
+        return [s.source_attributions.float().mean(1).abs().sum(-1) for s in out.sequence_attributions]
+    return _timed("inseq", len(texts), run)
 
 
-def run_loop(model: Any, tokenizer: Any, texts: list[str], targets: list[str]) -> list[torch.Tensor]:
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
-        out = []
-        for text, target in zip(texts, targets):
-            f = encode(tokenizer, [text], [target], MAX_INPUT, MAX_TARGET)[0]
-            out.append(loop_saliency(model, f["input_ids"], f["labels"]))
-        return out
-    finally:
-        for p, flag in zip(model.parameters(), flags):
-            p.requires_grad_(flag)
+def measure_step_ratio(model: Any, batch: dict[str, torch.Tensor], repeats: int) -> dict[str, float]:
+    """Median seconds (torch.utils.benchmark) of our saliency and of one training step on `batch`, and their ratio."""
+    def train_step() -> None:
+        model.train()
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+              labels=batch["labels"]).loss.backward()
+        model.zero_grad(set_to_none=True)
+        model.eval()
 
+    def median(fn: Callable[[], Any]) -> float:
+        # benchmark.Timer synchronises a GPU; it runs on one thread unless told otherwise.
+        timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        timer.timeit(1)   # warm-up
+        return statistics.median(timer.timeit(1).median for _ in range(max(repeats, 1)))
 
-# ---------------------------------------------------------------------------------------------- inseq
+    s, t = median(lambda: saliency(model, batch)), median(train_step)
+    return {"saliency_s": s, "train_step_s": t, "ratio": s / t}
 
 
 def load_inseq(model: Any, tokenizer: Any) -> Any:
@@ -177,219 +213,130 @@ def load_inseq(model: Any, tokenizer: Any) -> Any:
     return inseq.load_model(copy.deepcopy(model).eval(), "saliency", tokenizer=tokenizer)
 
 
-def run_inseq(inseq_model: Any, texts: list[str], targets: list[str], batch_size: int) -> Any:
-    return inseq_model.attribute(input_texts=texts, generated_texts=targets, batch_size=batch_size,
-                                 show_progress=False, attributed_fn="logit", abs=False)
-
-
-def inseq_scores(output: Any) -> list[torch.Tensor]:
-    """Our quantity from inseq's granular output (source_len, steps, d_model): mean over steps, L1 over dims."""
-    return [s.source_attributions.float().mean(1).abs().sum(-1) for s in output.sequence_attributions]
-
-
-# ---------------------------------------------------------------------------------------------- checks
-
-
 def real_positions(tokenizer: Any, text: str) -> list[int]:
     """Token positions of the example's own text: neither the prefix nor </s> (offset (0, 0))."""
     offsets = tokenizer(text, truncation=True, max_length=MAX_INPUT, return_offsets_mapping=True)["offset_mapping"]
     return [i for i, (a, b) in enumerate(offsets) if b > a and a >= len(PREFIX)]
 
 
-def compare(a: list[torch.Tensor], b: list[torch.Tensor], positions: list[list[int]]) -> dict[str, float]:
+def compare(a: Scores, b: Scores, positions: list[list[int]]) -> dict[str, float]:
     """Top-5 agreement over the real input tokens, and max abs / relative score difference (all tokens)."""
     same, max_abs, max_rel = 0, 0.0, 0.0
     for x, y, pos in zip(a, b, positions):
         if x.shape != y.shape:
             raise ValueError(f"score lengths differ: {tuple(x.shape)} vs {tuple(y.shape)}")
-        k = min(TOP, len(pos))
         p = torch.tensor(pos)
-        top_x = set(p[x[p].topk(k).indices].tolist())
-        top_y = set(p[y[p].topk(k).indices].tolist())
-        same += top_x == top_y
+        k = min(TOP, len(pos))
+        same += set(p[x[p].topk(k).indices].tolist()) == set(p[y[p].topk(k).indices].tolist())
         diff = float((x - y).abs().max())
         max_abs = max(max_abs, diff)
         max_rel = max(max_rel, diff / max(float(y.abs().max()), 1e-30))
     return {"top5_agreement": same / len(a), "max_abs_diff": max_abs, "max_rel_diff": max_rel}
 
 
-def timed(fn: Any, *args: Any) -> tuple[float, float, Any]:
-    """(wall seconds, CPU seconds of this process, all threads, result) of fn(*args)."""
-    _sync()
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = fn(*args)
-    _sync()
-    return time.perf_counter() - t0, time.process_time() - c0, result
-
-
-def attribution_over_train_step(model: Any, batch: dict[str, torch.Tensor], repeats: int) -> dict[str, float]:
-    """Median seconds of saliency and of one training step on `batch`, alternating, after one warm-up each."""
-    def train_step() -> None:
-        model.train()
-        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-              labels=batch["labels"]).loss.backward()
-
-    sal, train = [], []
-    for r in range(repeats + 1):
-        t_sal, _, _ = timed(saliency, model, batch)
-        t_train, _, _ = timed(train_step)
-        model.zero_grad(set_to_none=True)
-        model.eval()
-        if r:   # the first round is the warm-up
-            sal.append(t_sal)
-            train.append(t_train)
-    s, t = statistics.median(sal), statistics.median(train)
-    return {"saliency_s": s, "train_step_s": t, "ratio": s / t}
-
-
 # ---------------------------------------------------------------------------------------------- one set
 
 
 def bench_set(name: str, model: Any, tokenizer: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement of one data set, paired as the module's doc says; its results (JSON-ready)."""
     examples = load_dsbs(DATA, name, "test")[:args.n]
-    texts = [PREFIX + ex.input for ex in examples]
-    targets = [ex.label for ex in examples]
+    texts, targets = [PREFIX + ex.input for ex in examples], [ex.label for ex in examples]
     n = len(texts)
-    m = statistics.mean(len(f["labels"]) for f in encode(tokenizer, texts, targets, MAX_INPUT, MAX_TARGET))
-    print(f"\n== {name}: {n} test examples" + (f" (all the split has; asked for {args.n})" if n < args.n else "")
-          + f", {m:.1f} target tokens per example (with </s>), load average {os.getloadavg()[0]:.1f}")
-    res: dict[str, Any] = {"n": n, "mean_target_tokens": m, "load_average_before": os.getloadavg()[0],
-                           "examples_per_s": {"ours": None, "loop": None, "inseq": None}, "speedup_vs_loop": None,
-                           "speedup_vs_inseq": None, "top5_agreement_vs_loop": None,
-                           "attribution_over_train_step": None}
-    ours_times: list[float] = []
-    ours_cpu: list[float] = []
+    mean_target = statistics.mean(len(f["labels"]) for f in _features(tokenizer, texts, targets))
+    print(f"{name}: {n} test examples, {mean_target:.1f} target tokens each (with </s>); measuring ...", flush=True)
+    ours_runs: list[Timing] = []
 
-    def time_ours() -> tuple[list[torch.Tensor], list[list[int]]]:
-        """--repeats timed runs of ours over all n; called at the start, after the loop and after inseq."""
+    def time_ours() -> tuple[Scores, list[list[int]]]:
+        """--repeats runs of ours over all n; at the start, after the loop and after inseq."""
         for _ in range(args.repeats):
-            t, c, result = timed(run_ours, model, tokenizer, texts, targets, args.batch_size)
-            ours_times.append(t)
-            ours_cpu.append(c)
-        return result
+            timing, scores, batches = measure_ours(model, tokenizer, texts, targets, args.batch_size)
+            ours_runs.append(timing)
+        return scores, batches
 
-    run_ours(model, tokenizer, texts[:8], targets[:8], args.batch_size)   # warm-up
-    if DEVICE.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    load_before = os.getloadavg()[0]
+    measure_ours(model, tokenizer, texts[:8], targets[:8], args.batch_size)   # warm-up
     ours, batches = time_ours()
-    res["device"] = torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else "cpu"
-    res["model"] = {"size": args.size, "dtype": args.dtype}
-    if DEVICE.type == "cuda":
-        res["peak_memory_gib_ours"] = torch.cuda.max_memory_allocated() / 2**30
-        print(f"peak GPU memory of ours: {res['peak_memory_gib_ours']:.2f} GiB")
-    print(f"ours:  {n / ours_times[0]:8.2f} ex/s  (first timing: {ours_times[0]:.2f}s, batch size "
-          f"{args.batch_size}, {len(batches)} batches)")
-
-    # the reference loop on a seeded sample
     sample = sorted(random.Random(args.seed).sample(range(n), min(args.loop_n, n)))
-    t_loop, c_loop, loop = timed(run_loop, model, tokenizer, [texts[i] for i in sample], [targets[i] for i in sample])
-    res["loop_n"] = len(sample)
-    res["examples_per_s"]["loop"] = len(sample) / t_loop
-    res["cpu_s_per_example"] = {"ours": None, "loop": c_loop / len(sample), "inseq": None}
+    s_texts, s_targets = [texts[i] for i in sample], [targets[i] for i in sample]
+    loop_t, loop = measure_loop(model, tokenizer, s_texts, s_targets)
+    one_t, _, _ = measure_ours(model, tokenizer, s_texts, s_targets, 1, what="ours_batch1")
+    time_ours()
     positions = [real_positions(tokenizer, texts[i]) for i in sample]
     check = compare([ours[i] for i in sample], loop, positions)
-    res["top5_agreement_vs_loop"] = check["top5_agreement"]
-    res["max_abs_diff_vs_loop"] = check["max_abs_diff"]
-    res["max_rel_diff_vs_loop"] = check["max_rel_diff"]
-    print(f"loop:  {len(sample) / t_loop:8.2f} ex/s  ({t_loop:.2f}s for {len(sample)} examples, extrapolated)")
-    print(f"ours vs loop: top-5 agreement {100 * check['top5_agreement']:.1f}%, max |diff| "
-          f"{check['max_abs_diff']:.2e}, max relative diff {check['max_rel_diff']:.2e}")
-    # Where the speedup comes from: ours one example at a time (one backward instead of one per target
-    # token), then batching on top of that.
-    t_one, _, _ = timed(run_ours, model, tokenizer, [texts[i] for i in sample], [targets[i] for i in sample], 1)
-    res["examples_per_s"]["ours_batch1"] = len(sample) / t_one
-    print(f"ours at batch size 1: {len(sample) / t_one:8.2f} ex/s on the loop's examples: "
-          f"{t_loop / t_one:.1f}x the loop from one backward per example instead of one per target token")
-    time_ours()
-
-    # attribution / train step on the median-length batch
-    mid = batches[len(batches) // 2]
-    feats = encode(tokenizer, [texts[i] for i in mid], [targets[i] for i in mid], MAX_INPUT, MAX_TARGET)
-    batch = {k: v.to(DEVICE) for k, v in collate(feats, tokenizer.pad_token_id).items()}
-    step = attribution_over_train_step(model, batch, args.step_repeats)
-    res["attribution_over_train_step"] = step["ratio"]
-    res["train_step"] = {**step, "batch_shape": list(batch["input_ids"].shape),
-                         "target_len": batch["labels"].shape[1]}
-    print(f"attribution / train step: {step['saliency_s']:.3f}s / {step['train_step_s']:.3f}s = {step['ratio']:.2f} "
-          f"(batch {tuple(batch['input_ids'].shape)}, target length {batch['labels'].shape[1]})")
-
-    # inseq
-    res["inseq"] = None
-    t_inseq = c_inseq = t_paired = c_paired = None
+    mid = batches[len(batches) // 2]   # attribution / train step on the median-length batch
+    batch = {k: v.to(DEVICE) for k, v in collate(_features(tokenizer, [texts[i] for i in mid],
+                                                           [targets[i] for i in mid]), tokenizer.pad_token_id).items()}
+    step = measure_step_ratio(model, batch, args.step_repeats)
+    inseq, inseq_error = None, None
     try:
-        inseq_model = load_inseq(model, tokenizer)
-        probe = list(range(min(args.inseq_probe_n, n)))
-        probe_rates = {}
-        for bs in args.inseq_batch_sizes:
-            t, _, _ = timed(run_inseq, inseq_model, [texts[i] for i in probe], [targets[i] for i in probe], bs)
-            probe_rates[bs] = len(probe) / t
-            print(f"inseq probe: batch size {bs:3d}: {probe_rates[bs]:.2f} ex/s on {len(probe)} examples")
-        best = max(probe_rates, key=probe_rates.get)
-        # Paired timing: our length order in --inseq-parts parts (whole inseq batches), each part
-        # attributed by ours and then by inseq, so that both see the same load from other jobs.
-        order = [i for b in batches for i in b]
-        per_part = -(-n // (args.inseq_parts * best)) * best
-        t_inseq = c_inseq = t_paired = c_paired = 0.0
-        by_example = {}
-        for start in range(0, n, per_part):
-            part = order[start:start + per_part]
-            part_texts, part_targets = [texts[i] for i in part], [targets[i] for i in part]
-            t, c, _ = timed(run_ours, model, tokenizer, part_texts, part_targets, args.batch_size)
-            t_paired, c_paired = t_paired + t, c_paired + c
-            t, c, out = timed(run_inseq, inseq_model, part_texts, part_targets, best)
-            t_inseq, c_inseq = t_inseq + t, c_inseq + c
-            by_example.update(zip(part, inseq_scores(out)))
-        res["examples_per_s"]["inseq"] = n / t_inseq
-        res["cpu_s_per_example"]["inseq"] = c_inseq / n
-        theirs = [by_example[i] for i in sample]
-        agree = compare(theirs, [ours[i] for i in sample], positions)
-        vs_loop = compare(theirs, loop, positions)
-        res["inseq"] = {"batch_size": best, "probe_examples_per_s": probe_rates, "probe_n": len(probe),
-                        "paired_ours_s": t_paired, "paired_inseq_s": t_inseq, "parts": -(-n // per_part),
-                        "top5_agreement_vs_ours": agree["top5_agreement"],
-                        "max_rel_diff_vs_ours": agree["max_rel_diff"],
-                        "top5_agreement_vs_loop": vs_loop["top5_agreement"],
-                        "max_rel_diff_vs_loop": vs_loop["max_rel_diff"]}
-        print(f"inseq: {n / t_inseq:8.2f} ex/s  ({t_inseq:.2f}s, batch size {best}; in {-(-n // per_part)} parts, "
-              f"each also run by ours just before: {t_paired:.2f}s for ours -> ours/inseq "
-              f"{t_inseq / t_paired:.1f}x)")
-        print(f"inseq's per-step gradients rebuilt into our quantity: top-5 agreement with ours "
-              f"{100 * agree['top5_agreement']:.1f}% (max relative diff {agree['max_rel_diff']:.2e}), with the loop "
-              f"{100 * vs_loop['top5_agreement']:.1f}% ({vs_loop['max_rel_diff']:.2e})")
+        inseq = _inseq_paired(model, tokenizer, texts, targets, batches, sample, ours, loop, positions, args)
     except Exception as e:   # noqa: BLE001 - report, never crash the benchmark
-        print(f"inseq: not run ({type(e).__name__}: {e})")
         traceback.print_exc(limit=3)
-        res["inseq_error"] = f"{type(e).__name__}: {e}"
+        inseq_error = f"{type(e).__name__}: {e}"
     time_ours()
 
-    t_ours = statistics.median(ours_times)
-    res["batch_size"] = args.batch_size
-    res["ours_times_s"] = ours_times
-    res["examples_per_s"]["ours"] = n / t_ours
-    around_loop = slice(0, 2 * args.repeats)   # the runs just before and just after the loop
-    res["speedup_vs_loop"] = t_loop / len(sample) * n / statistics.median(ours_times[around_loop])
-    res["cpu_s_per_example"]["ours"] = statistics.median(ours_cpu) / n
-    res["speedup_parts"] = {"one_backward_per_example": t_loop / t_one,
-                            "batching": res["speedup_vs_loop"] * t_one / t_loop}
-    print(f"ours/loop {res['speedup_vs_loop']:.1f}x = {t_loop / t_one:.1f}x (one backward per example) x "
-          f"{res['speedup_parts']['batching']:.1f}x (batches of {args.batch_size} on this machine)")
-    res["speedup_vs_loop_cpu_time"] = c_loop / len(sample) * n / statistics.median(ours_cpu[around_loop])
-    res["speedup_vs_inseq_cpu_time"] = None
-    if t_inseq is not None:   # from the paired runs (see above)
-        res["speedup_vs_inseq"] = t_inseq / t_paired
-        res["speedup_vs_inseq_cpu_time"] = c_inseq / c_paired
-    print(f"ours:  {n / t_ours:8.2f} ex/s  (median of {len(ours_times)} timings spread over this set's run: "
-          + ", ".join(f"{t:.2f}s" for t in ours_times) + ")")
-    cpu = res["cpu_s_per_example"]
-    print(f"CPU seconds per example: ours {cpu['ours']:.3f}, loop {cpu['loop']:.3f}, "
-          f"inseq {fmt(cpu['inseq'], '.3f')} -> ours/loop {res['speedup_vs_loop_cpu_time']:.1f}x, "
-          f"ours/inseq {fmt(res['speedup_vs_inseq_cpu_time'], '.1f', 'x')}")
-    res["load_average_after"] = os.getloadavg()[0]
-    print(f"load average after {name}: {res['load_average_after']:.1f} (other jobs on this machine skew timings)")
-    return res
+    around_loop = ours_runs[:2 * args.repeats]   # the runs just before and just after the loop
+    loop_s_per_ex = loop_t.wall_s / loop_t.n
+    speedup = loop_s_per_ex * n / statistics.median(t.wall_s for t in around_loop)
+    return {
+        "n": n, "mean_target_tokens": mean_target, "device": torch.cuda.get_device_name(0) if DEVICE.type == "cuda"
+        else "cpu", "model": {"size": args.size, "dtype": args.dtype}, "batch_size": args.batch_size,
+        "load_average_before": load_before, "load_average_after": os.getloadavg()[0], "loop_n": loop_t.n,
+        "examples_per_s": {"ours": n / statistics.median(t.wall_s for t in ours_runs), "loop": loop_t.per_s,
+                           "ours_batch1": one_t.per_s, "inseq": inseq and inseq["examples_per_s"]},
+        "ours_times_s": [t.wall_s for t in ours_runs],
+        "peak_memory_gib_ours": ours_runs[0].peak_gib,
+        "speedup_vs_loop": speedup,
+        "speedup_parts": {"one_backward_per_example": loop_t.wall_s / one_t.wall_s,
+                          "batching": speedup * one_t.wall_s / loop_t.wall_s},
+        "speedup_vs_inseq": inseq and inseq["paired_inseq_s"] / inseq["paired_ours_s"],
+        "cpu_s_per_example": {"ours": statistics.median(t.cpu_s for t in ours_runs) / n,
+                              "loop": loop_t.cpu_s / loop_t.n, "inseq": inseq and inseq["cpu_s_per_example"]},
+        "speedup_vs_loop_cpu_time": loop_t.cpu_s / loop_t.n * n / statistics.median(t.cpu_s for t in around_loop),
+        "speedup_vs_inseq_cpu_time": inseq and inseq["paired_inseq_cpu_s"] / inseq["paired_ours_cpu_s"],
+        "top5_agreement_vs_loop": check["top5_agreement"], "max_abs_diff_vs_loop": check["max_abs_diff"],
+        "max_rel_diff_vs_loop": check["max_rel_diff"],
+        "attribution_over_train_step": step["ratio"],
+        "train_step": {**step, "batch_shape": list(batch["input_ids"].shape), "target_len": batch["labels"].shape[1]},
+        "inseq": inseq, **({"inseq_error": inseq_error} if inseq_error else {}),
+    }
 
 
-# ---------------------------------------------------------------------------------------------- main
+def _inseq_paired(model: Any, tokenizer: Any, texts: list[str], targets: list[str], batches: list[list[int]],
+                  sample: list[int], ours: Scores, loop: Scores, positions: list[list[int]],
+                  args: argparse.Namespace) -> dict[str, Any]:
+    """inseq at its fastest probed batch size, in --inseq-parts parts of our length order, each part also run by
+    ours just before (both see the same load from other jobs); its agreement with ours and the loop."""
+    inseq_model = load_inseq(model, tokenizer)
+    probe = min(args.inseq_probe_n, len(texts))
+    rates = {bs: measure_inseq(inseq_model, texts[:probe], targets[:probe], bs)[0].per_s
+             for bs in args.inseq_batch_sizes}
+    best = max(rates, key=rates.get)
+    order = [i for b in batches for i in b]
+    per_part = -(-len(texts) // (args.inseq_parts * best)) * best
+    theirs_by_example: dict[int, torch.Tensor] = {}
+    paired: list[tuple[Timing, Timing]] = []
+    for start in range(0, len(texts), per_part):
+        part = order[start:start + per_part]
+        p_texts, p_targets = [texts[i] for i in part], [targets[i] for i in part]
+        ours_t = measure_ours(model, tokenizer, p_texts, p_targets, args.batch_size)[0]
+        inseq_t, theirs = measure_inseq(inseq_model, p_texts, p_targets, best)
+        paired.append((ours_t, inseq_t))
+        theirs_by_example.update(zip(part, theirs))
+    theirs = [theirs_by_example[i] for i in sample]
+    vs_ours = compare(theirs, [ours[i] for i in sample], positions)
+    vs_loop = compare(theirs, loop, positions)
+    inseq_s = sum(i.wall_s for _, i in paired)
+    return {"batch_size": best, "probe_examples_per_s": rates, "probe_n": probe, "parts": len(paired),
+            "examples_per_s": len(texts) / inseq_s, "cpu_s_per_example": sum(i.cpu_s for _, i in paired) / len(texts),
+            "paired_ours_s": sum(o.wall_s for o, _ in paired), "paired_inseq_s": inseq_s,
+            "paired_ours_cpu_s": sum(o.cpu_s for o, _ in paired),
+            "paired_inseq_cpu_s": sum(i.cpu_s for _, i in paired),
+            "top5_agreement_vs_ours": vs_ours["top5_agreement"], "max_rel_diff_vs_ours": vs_ours["max_rel_diff"],
+            "top5_agreement_vs_loop": vs_loop["top5_agreement"], "max_rel_diff_vs_loop": vs_loop["max_rel_diff"]}
+
+
+# ---------------------------------------------------------------------------------------------- report
 
 
 def fmt(x: float | None, spec: str, unit: str = "") -> str:
@@ -398,16 +345,48 @@ def fmt(x: float | None, spec: str, unit: str = "") -> str:
     return "null".rjust(width) if x is None else format(x, spec) + unit
 
 
-def floor_line(name: str, r: dict[str, Any]) -> str:
-    checks = [("ours/loop", r["speedup_vs_loop"], FLOORS["loop"][name], ">="),
-              ("ours/inseq", r["speedup_vs_inseq"], FLOORS["inseq"][name], ">="),
-              ("top-5", r["top5_agreement_vs_loop"], FLOORS["top5"], ">="),
-              ("attr/train", r["attribution_over_train_step"], FLOORS["attr_over_train"], "<=")]
-    parts = []
-    for label, value, floor, op in checks:
-        ok = None if value is None else (value >= floor if op == ">=" else value <= floor)
-        parts.append(f"{label} {op} {floor:g}: " + {None: "n/a", True: "met", False: "NOT met"}[ok])
-    return f"{name:<6} " + "; ".join(parts)
+def report(results: dict[str, dict[str, Any]], header: str) -> str:
+    """The table of every set, where the speedups come from, inseq's agreement, and the floors."""
+    lines = [header, "",
+             f"{'set':<6} {'n':>4} {'tgt tok':>7} {'ours ex/s':>10} {'loop ex/s':>10} {'inseq ex/s':>11} "
+             f"{'ours/loop':>10} {'ours/inseq':>11} {'top-5 agr':>10} {'max rel diff':>13} {'attr/train':>11}"]
+    for name, r in results.items():
+        e, top5 = r["examples_per_s"], r["top5_agreement_vs_loop"]
+        lines.append(f"{name:<6} {r['n']:>4} {r['mean_target_tokens']:7.1f} {fmt(e['ours'], '10.2f')} "
+                     f"{fmt(e['loop'], '10.2f')} {fmt(e['inseq'], '11.2f')} {fmt(r['speedup_vs_loop'], '9.1f', 'x')} "
+                     f"{fmt(r['speedup_vs_inseq'], '10.1f', 'x')} {fmt(100 * top5, '9.1f', '%')} "
+                     f"{fmt(r['max_rel_diff_vs_loop'], '13.1e')} {fmt(r['attribution_over_train_step'], '11.2f')}")
+    lines.append("")
+    for name, r in results.items():
+        parts, step, inseq = r["speedup_parts"], r["train_step"], r["inseq"]
+        lines.append(f"{name}: ours/loop {r['speedup_vs_loop']:.1f}x = {parts['one_backward_per_example']:.1f}x (one "
+                     f"backward per example, not per target token) x {parts['batching']:.1f}x (batches of "
+                     f"{r['batch_size']}); loop timed on {r['loop_n']} examples (extrapolated); in CPU time "
+                     f"ours/loop {r['speedup_vs_loop_cpu_time']:.1f}x, ours/inseq "
+                     f"{fmt(r['speedup_vs_inseq_cpu_time'], '.1f', 'x')}")
+        lines.append(f"  attribution / train step {step['saliency_s']:.3f}s / {step['train_step_s']:.3f}s (batch "
+                     f"{tuple(step['batch_shape'])}, target length {step['target_len']}); ours timings "
+                     + ", ".join(f"{t:.2f}s" for t in r["ours_times_s"])
+                     + (f"; peak GPU memory {r['peak_memory_gib_ours']:.2f} GiB" if r["peak_memory_gib_ours"] else "")
+                     + f"; load average {r['load_average_before']:.1f} -> {r['load_average_after']:.1f}")
+        if inseq:
+            lines.append(f"  inseq batch size {inseq['batch_size']} (probed: " + ", ".join(
+                f"{bs}: {v:.2f} ex/s" for bs, v in inseq["probe_examples_per_s"].items()) + f"); rebuilt into our "
+                f"quantity, top-5 agreement with ours {100 * inseq['top5_agreement_vs_ours']:.1f}% (max rel diff "
+                f"{inseq['max_rel_diff_vs_ours']:.1e}), with the loop {100 * inseq['top5_agreement_vs_loop']:.1f}%")
+        else:
+            lines.append(f"  inseq: not run ({r.get('inseq_error')})")
+    lines.append("floors (reported, not asserted):")
+    for name, r in results.items():
+        checks = [("ours/loop", r["speedup_vs_loop"], FLOORS["loop"][name], ">="),
+                  ("ours/inseq", r["speedup_vs_inseq"], FLOORS["inseq"][name], ">="),
+                  ("top-5", r["top5_agreement_vs_loop"], FLOORS["top5"], ">="),
+                  ("attr/train", r["attribution_over_train_step"], FLOORS["attr_over_train"], "<=")]
+        verdicts = [f"{label} {op} {floor:g}: " + ("n/a" if value is None else "met" if
+                    (value >= floor if op == ">=" else value <= floor) else "NOT met")
+                    for label, value, floor, op in checks]
+        lines.append(f"  {name:<6} " + "; ".join(verdicts))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -441,33 +420,15 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
     model = build_model(tokenizer, args.seed, args.size, args.dtype)
-    n_params = sum(p.numel() for p in model.parameters())
-    shape = SIZES[args.size]
+    shape, n_params = SIZES[args.size], sum(p.numel() for p in model.parameters())
     device = torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"model: T5 d_model {shape['d_model']}, d_ff {shape['d_ff']}, {shape['num_layers']}+{shape['num_layers']} "
-          f"layers, {shape['num_heads']} heads, vocab {model.config.vocab_size}, {n_params / 1e6:.1f}M parameters, "
-          f"{args.dtype}, random init (seed {args.seed}); torch {torch.__version__}, {device}")
+    header = (f"model: T5 d_model {shape['d_model']}, d_ff {shape['d_ff']}, {shape['num_layers']}+"
+              f"{shape['num_layers']} layers, {shape['num_heads']} heads, vocab {model.config.vocab_size}, "
+              f"{n_params / 1e6:.1f}M parameters, {args.dtype}, random init (seed {args.seed}); torch "
+              f"{torch.__version__}, {device}")
     t0 = time.perf_counter()
     results = {name: bench_set(name, model, tokenizer, args) for name in args.sets}
-
-    print(f"\n{'set':<6} {'n':>4} {'ours ex/s':>10} {'loop ex/s':>10} {'inseq ex/s':>11} {'ours/loop':>10} "
-          f"{'ours/inseq':>11} {'top-5 agr':>10} {'max rel diff':>13} {'attr/train':>11}")
-    for name, r in results.items():
-        e = r["examples_per_s"]
-        print(f"{name:<6} {r['n']:>4} {fmt(e['ours'], '10.2f')} {fmt(e['loop'], '10.2f')} {fmt(e['inseq'], '11.2f')} "
-              f"{fmt(r['speedup_vs_loop'], '9.1f', 'x')} {fmt(r['speedup_vs_inseq'], '10.1f', 'x')} "
-              f"{fmt(r['top5_agreement_vs_loop'] and 100 * r['top5_agreement_vs_loop'], '9.1f', '%')} "
-              f"{fmt(r['max_rel_diff_vs_loop'], '13.1e')} {fmt(r['attribution_over_train_step'], '11.2f')}")
-    loop_ns = ", ".join(f"{k} {r['loop_n']}" for k, r in results.items())
-    inseq_bs = ", ".join(f"{k} {(r['inseq'] or {}).get('batch_size')}" for k, r in results.items())
-    print(f"loop timed on {loop_ns} examples (extrapolated to ex/s); inseq batch size {inseq_bs}")
-    print("the same ratios in CPU time of this process (less skewed by other jobs, blind to core use): "
-          + "; ".join(f"{k} ours/loop {fmt(r['speedup_vs_loop_cpu_time'], '.1f', 'x')}, "
-                      f"ours/inseq {fmt(r['speedup_vs_inseq_cpu_time'], '.1f', 'x')}" for k, r in results.items()))
-    print("floors (reported, not asserted):")
-    for name, r in results.items():
-        print("  " + floor_line(name, r))
-    print(f"wall time: {time.perf_counter() - t0:.0f}s")
+    print(report(results, header) + f"\nwall time: {time.perf_counter() - t0:.0f}s")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

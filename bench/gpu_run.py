@@ -76,6 +76,7 @@ def attribution(shared: Path, argv: list[str]) -> None:
     and a `tiny` --size for the smoke test; argv are its own arguments."""
     spec = importlib.util.spec_from_file_location("bench_attribution", HERE / "attribution.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod   # its dataclasses look their module up there
     spec.loader.exec_module(mod)
     mod.DATA = shared / "data/dsbs"
     mod.TOKENIZER = str(shared / "tokenizers/t5")

@@ -1,4 +1,4 @@
-"""Saliency against a slow per-token reference, batch invariance, random words, top-k and recall."""
+"""Saliency against its definition, slowly (attribution.reference), batch invariance, random words, top-k and recall."""
 
 from __future__ import annotations
 
@@ -6,25 +6,12 @@ import torch
 
 from attrdistill.attribution import attribute, recall_at_k, top_k
 from attrdistill.attribution.gradients import saliency
+from attrdistill.attribution.reference import stepwise_saliency
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.features import collate, encode
 from attrdistill.records import AttributionRow
 from tests.conftest import tiny_t5
-
-
-def reference_saliency(model, input_ids: list[int], labels: list[int]) -> torch.Tensor:
-    """The definition, slowly: one backward per target token, gradients averaged, then the L1 norm."""
-    ids = torch.tensor([input_ids])
-    lab = torch.tensor([labels])
-    grads = []
-    for j in range(len(labels)):
-        emb = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-        logits = model(inputs_embeds=emb, attention_mask=torch.ones_like(ids),
-                       decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=lab)).logits
-        logits[0, j, labels[j]].backward()
-        grads.append(emb.grad[0].clone())
-    return torch.stack(grads).mean(0).abs().sum(-1)
 
 
 def _batch(tok, examples, prefix="predict: "):
@@ -39,7 +26,7 @@ def test_saliency_equals_per_token_reference(word_tok, examples):
     assert all(p.grad is None for p in model.parameters()), "parameters must stay frozen"
     assert all(p.requires_grad for p in model.parameters()), "requires_grad is restored afterwards"
     for row, f in enumerate(feats):
-        ref = reference_saliency(model, f["input_ids"], f["labels"])
+        ref = stepwise_saliency(model, f["input_ids"], f["labels"])
         n = len(f["input_ids"])
         torch.testing.assert_close(fast[row, :n], ref, atol=1e-5, rtol=1e-5)
         assert torch.all(fast[row, n:] == 0), "padding must get no score"
@@ -51,7 +38,7 @@ def test_saliency_on_the_t5_sentencepiece_tokenizer(shared, examples):
     model = tiny_t5(len(tok))
     feats, batch = _batch(tok, examples[:2])
     fast = saliency(model, batch)
-    ref = reference_saliency(model, feats[1]["input_ids"], feats[1]["labels"])
+    ref = stepwise_saliency(model, feats[1]["input_ids"], feats[1]["labels"])
     torch.testing.assert_close(fast[1, :len(ref)], ref, atol=1e-5, rtol=1e-5)
 
 
