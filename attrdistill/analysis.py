@@ -48,7 +48,7 @@ def _check_aligned(a_ids: Sequence[str], b_ids: Sequence[str], what: str) -> Non
 
 
 def _aligned_rows(rows: Sequence[AttributionRow], examples: Sequence[Example]) -> None:
-    _check_aligned([str(r.id) for r in rows], [str(ex.id) for ex in examples], "rows vs examples")
+    _check_aligned([r.id for r in rows], [str(ex.id) for ex in examples], "rows vs examples")
 
 
 def answer_overlap(rows: Sequence[AttributionRow], examples: Sequence[Example],

@@ -21,10 +21,9 @@ from pathlib import Path
 
 from attrdistill import __version__, heatmap
 from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
-from attrdistill.data.example import read_jsonl
 from attrdistill.distributed import barrier, is_main
 from attrdistill.errors import ConfigError, UserError
-from attrdistill.records import AttributionRow, attribution_file
+from attrdistill.records import attribution_file, attribution_rows
 
 # What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
 CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",
@@ -200,7 +199,7 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
     path = attribution_file(run_dir, method)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {method} attributions; run `attrdistill attribute {run_dir}` first")
-    rows = [AttributionRow.from_json(r) for r in read_jsonl(path)]
+    rows = attribution_rows(run_dir, method)
     row = next((r for r in rows if example is None or r.id == example), None)
     if row is None:
         near = ", ".join(r.id for r in rows[:5])

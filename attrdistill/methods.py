@@ -74,8 +74,13 @@ class AttributionMethod:
         path = self.steps if steps else self.scores
         if path is None:   # callers check `aligned` first; this is a bug, not a config to fix
             raise ValueError("this method has no `steps` function: it gives no per-target-token scores")
-        module, _, name = path.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return imported(path)
+
+
+def imported(path: str) -> Any:
+    """The object a registry entry names by "module:name" (imported on this call, so registries stay torch-free)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 _GRADIENTS = "attrdistill.attribution.gradients"

@@ -285,8 +285,7 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
             row = rows[meth].get(ex.id)
             if row is None:
                 continue
-            target = row.target
-            heat.append(Heat(f"{ex.id} · {meth} · gold: {ex.label} · explained: {target}",
+            heat.append(Heat(f"{ex.id} · {meth} · gold: {ex.label} · explained: {row.target}",
                              row.words, row.scores, row.top, truth))
     legend = ("Word shade: attribution score relative to the example's highest; **bold underlined**: the top-k "
               "rationale words" + ("; dashed box: the task's decisive words." if decisive else "."))

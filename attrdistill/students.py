@@ -25,7 +25,6 @@ its name. A new kind of teacher signal (not logits, not outputs) also needs its 
 
 from __future__ import annotations
 
-import importlib
 import random
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -50,8 +49,8 @@ class Objective:
         """Its loss term built from the `distill` config's settings (imported now), or None: the label's CE."""
         if self.loss is None:
             return None
-        module, _, name = self.loss.partition(":")
-        return getattr(importlib.import_module(module), name)(*[getattr(distill, f) for f in self.settings])
+        from attrdistill.methods import imported
+        return imported(self.loss)(*[getattr(distill, f) for f in self.settings])
 
 
 def _take_logits(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:

@@ -14,8 +14,8 @@ import argparse
 from pathlib import Path
 
 from attrdistill.attribution import recall_at_k
-from attrdistill.data.example import read_examples, read_jsonl
-from attrdistill.records import AttributionRow
+from attrdistill.data.example import read_examples
+from attrdistill.records import attribution_rows
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
         examples = {ex.id: ex for ex in read_examples(run / "data" / "student_train.jsonl")}
         order = _order(run)
         for path in sorted((run / "attributions").glob("*/rows.jsonl")):   # student_train; test is one deeper
-            rows = [AttributionRow.from_json(r) for r in read_jsonl(path)]
+            rows = attribution_rows(run, path.parent.name)
             exs = [examples[r.id] for r in rows]
             same = sum(r.top[:2] == list(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
             both = sum(set(r.top[:2]) == set(ex.decisive) for r, ex in zip(rows, exs)) / len(rows)
