@@ -28,6 +28,7 @@ from attrdistill.config import AttributionConfig, ModelConfig, TrainConfig
 from attrdistill.evaluation import predict
 from attrdistill.features import collate, encode, is_causal
 from attrdistill.models import keep_every_nth, load_model, load_tokenizer, load_trained, with_pad_token
+from attrdistill.records import attribution_rows
 from attrdistill.training import TwoTaskTrainer, features, train
 from attrdistill.words import word_spans, words
 from tests.conftest import tiny_t5
@@ -412,7 +413,7 @@ def _check_run(run: Path) -> None:
     m = json.loads((run / "metrics.json").read_text())
     assert 0 <= m["teacher"]["accuracy"] <= 1 and set(m["students"]) == {"standard", "saliency", "random"}
     assert all(0 <= s["accuracy"] <= 1 for s in m["students"].values())
-    rows = [json.loads(line) for line in (run / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()]
+    rows = attribution_rows(run, "saliency")
     examples = {json.loads(line)["id"]: json.loads(line)["input"]
                 for line in (run / "data" / "student_train.jsonl").read_text().splitlines()}
     assert len(rows) == 16
