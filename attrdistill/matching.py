@@ -4,6 +4,9 @@
     outputs, saliency = student_saliency(student, batch)                           # one forward, one backward
     loss = outputs.loss + mu * match_divergence(saliency, batch_targets)           # CE + mu KL(teacher || student)
 
+`AttributionMatching` is the loss term `match:<method>` of `students.TERMS`: the trainer calls its features,
+collate and loss, and knows nothing else of it.
+
 As in attribution-driven distillation (AD-KD, Wu et al. 2023), the student explains its own label
 the way the paper's saliency does -- g_i = d[(1/m) sum_j o_j] / d e_i, s_i = |g_i|_1 over the input
 tokens -- and s, normalised to a distribution over the input tokens, is compared with the teacher's
@@ -21,6 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attrdistill.errors import ConfigError
 from attrdistill.features import is_causal
+from attrdistill.records import WordScores
 from attrdistill.words import token_to_word, word_spans
 
 EPS = 1e-8
@@ -79,3 +83,28 @@ def pad_targets(features: list[dict[str, Any]], width: int) -> torch.Tensor:
         t = f["match_targets"][:width]
         out[r, :len(t)] = torch.tensor(t)
     return out
+
+
+class AttributionMatching:
+    """The loss term mu * KL(teacher's word scores || the student's own saliency), `match:<method>`."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    @staticmethod
+    def features(tokenizer: Any, sources: Sequence[str], guides: Sequence[WordScores],
+                 max_input_length: int) -> list[dict[str, Any]]:
+        """Per row, the teacher's distribution over the tokens of its source (the rows share one prefix)."""
+        targets = token_targets(tokenizer, sources, [g.input for g in guides], [g.scores for g in guides],
+                                guides[0].prefix if guides else "", max_input_length)
+        return [{"match_targets": t} for t in targets]
+
+    @staticmethod
+    def collate(features: list[dict[str, Any]], width: int) -> dict[str, torch.Tensor]:
+        return {"match_targets": pad_targets(features, width)}
+
+    def __call__(self, model: Any, inputs: dict[str, torch.Tensor],
+                 tensors: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
+        """(the outputs with the label loss, mu * the divergence): one forward gives both the loss and the saliency."""
+        outputs, saliency = student_saliency(model, inputs)
+        return outputs, self.weight * match_divergence(saliency, tensors["match_targets"])

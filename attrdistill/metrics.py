@@ -102,8 +102,8 @@ def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, A
     shown: dict[str, str] = {}
     for variant in students:
         v = parse_variant(variant)
-        # a match student generates no rationale: show the top-k words of the scores its saliency is pulled toward
-        source = variant if v.rationale is not None else v.match
+        # a student with a loss term generates no rationale: show the top-k words of the scores that guide it
+        source = variant if v.rationale is not None else v.guide
         if source:
             shown[variant] = rationales_for(run, cfg, source, [ex])[ex.id]
     out["example"] = {"id": ex.id, "input": ex.input, "label": ex.label, "rationales": shown}

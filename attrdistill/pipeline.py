@@ -17,8 +17,8 @@ The units and their folders under the run directory (stage in brackets):
     report                            [report]     metrics.json, report.md, report.html (always rewritten)
 
 `runner.py` turns the plan into work: fingerprints, skip, resume and recompute, barriers, and the
-"run `attrdistill finetune` first" errors. A new student objective or rationale source is an entry in
-students.py, a new attribution method one in attribution/methods.py: the plan reads both registries.
+"run `attrdistill finetune` first" errors. A new student objective, loss term or rationale source is an
+entry in students.py, a new attribution method one in methods.py: the plan reads these registries.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from attrdistill.config import METHODS, RunConfig, check_environment, dump_confi
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
 from attrdistill.data.example import read_examples, read_jsonl
 from attrdistill.distributed import is_main
-from attrdistill.records import Prediction, TrainRow, attribution_file, attribution_rows, predictions
+from attrdistill.records import Prediction, TrainRow, WordScores, attribution_file, attribution_rows, predictions
 from attrdistill.runner import Unit, execute, fingerprints
 from attrdistill.store import atomic_open, write_json
-from attrdistill.students import OBJECTIVES, check_available, given_rationales, parse_variant
+from attrdistill.students import OBJECTIVES, TERMS, check_available, given_rationales, parse_variant
 
 log = logging.getLogger("attrdistill")
 
@@ -49,7 +49,7 @@ def load_split(run: Path, split: str) -> list[Example]:
 
 def attribution_methods(cfg: RunConfig) -> list[str]:
     """Every method the attribute stage scores: the configured one, random, variants' and analysis.methods."""
-    sources = [m for v in cfg.distill.variants for m in (parse_variant(v).rationale, parse_variant(v).match)]
+    sources = [m for v in cfg.distill.variants for m in (parse_variant(v).rationale, parse_variant(v).guide)]
     return list(dict.fromkeys([cfg.attribution.method, "random"] + [m for m in sources if m in METHODS]
                               + cfg.analysis.methods))
 
@@ -106,11 +106,12 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                           f"the teacher's {signal.replace('_', ' ').removeprefix('teacher ')}",
                           check=partial(check, run, cfg) if check else None))
     for name, v in variants.items():
-        deps = ["data"] + [_attribution_key(m) for m in (v.rationale, v.match) if m in METHODS]
+        deps = ["data"] + [_attribution_key(m) for m in (v.rationale, v.guide) if m in METHODS]
         deps += [v.reads] * bool(v.reads) + ["teacher"] * (cfg.student.init == "teacher")   # weights: the teacher's
         how = {"rationale": (d.rationale_weight, d.format) if v.rationale else None, "k": v.k,
                "objective": [getattr(d, f) for f in OBJECTIVES[v.objective].settings],
-               "match": d.match_weight if v.match else None}
+               # a loss term's settings ("match": the key's name from before terms, which keeps other students' prints)
+               "match": [getattr(d, f) for f in TERMS[v.term].settings] if v.term else None}
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill", partial(train_student, run, cfg, name, seed),
                               tuple(dict.fromkeys(deps)), (to_dict(cfg.student), name, seed, how),
@@ -169,9 +170,9 @@ def check_variants(run: Path, cfg: RunConfig) -> None:
 
 def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,
                objective: str = "label", teacher: dict[str, dict] | None = None,
-               match: dict[str, list[float]] | None = None) -> list[TrainRow]:
+               term: tuple[str, dict[str, list[float]]] | None = None) -> list[TrainRow]:
     """Train rows (records.TrainRow); `objective`'s entry attaches `teacher` (id -> the row it reads: kd's sparse
-    logits, seqkd's output), `match` adds the teacher's word scores that the student's saliency is pulled toward."""
+    logits, seqkd's output); `term` (a loss term's name, id -> the teacher's word scores) adds what guides it."""
     from attrdistill.evaluation import single_target
     attach = OBJECTIVES[objective].attach
     one_sequence = rationales is not None and cfg.distill.format != "two_task"
@@ -180,8 +181,8 @@ def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, st
         row = TrainRow(source=cfg.data.predict_prefix + ex.input, target=ex.label)
         if attach is not None and teacher is not None:
             attach(row, teacher[ex.id], one_sequence and cfg.distill.format == "label_first")
-        if match is not None:
-            row.match_input, row.match_prefix, row.match_scores = ex.input, cfg.data.predict_prefix, match[ex.id]
+        if term is not None:
+            row.terms[term[0]] = WordScores(ex.input, cfg.data.predict_prefix, term[1][ex.id])
         if one_sequence:
             row.target = single_target(row.target, rationales[ex.id], cfg.distill.format)
         elif rationales is not None:
@@ -329,14 +330,15 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     v, d = parse_variant(variant), cfg.distill
     examples = load_split(run, "student_train")
     teacher = {r["id"]: r for r in read_jsonl(run / v.reads / "student_train.jsonl")} if v.reads else None
-    match = {r.id: r.scores for r in attribution_rows(run, v.match)} if v.match else None
-    rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, match)
+    term = (v.term, {r.id: r.scores for r in attribution_rows(run, v.guide)}) if v.term else None
+    rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
     valid = train_rows(load_split(run, "valid"), cfg)
     model, tok = student_start(run, cfg, seed)
     return train(model, tok, rows, valid, cfg.student, run / student_key(variant, seed),
                  rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
                  label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
-                 match_weight=d.match_weight, teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
+                 term=TERMS[v.term].build(d) if v.term else None,
+                 teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
                  report_to=cfg.report_to)
 
 

@@ -6,10 +6,10 @@
     preds = predictions(run, "teacher")                           # [Prediction(id, prediction, label, correct)]
 
 A train row is the label task's (source, target); a two-task student's row adds the `explain:` source
-and its rationale, a kd student's the teacher's sparse logits of the label's tokens (`SparseLogits`), an
-attribution-matching student's the teacher's word scores of the input. An attribution row
-(`AttributionRow`, made by `attribution.select`) is one example's words, their scores by one method and
-its top-k rationale.
+and its rationale, a kd student's the teacher's sparse logits of the label's tokens (`SparseLogits`), a
+student with a loss term (`students.TERMS`, e.g. attribution matching) the teacher's word scores of the
+input (`WordScores`). An attribution row (`AttributionRow`, made by `attribution.select`) is one
+example's words, their scores by one method and its top-k rationale.
 """
 
 from __future__ import annotations
@@ -39,6 +39,19 @@ class SparseLogits:
         return SparseLogits(self.ids[:-1], self.logits[:-1], self.log_norm[:-1])
 
 
+@dataclass(frozen=True)
+class WordScores:
+    """The teacher's scores of an input's words, and where that input sits in a train row's source."""
+
+    input: str                                # the input text whose words are scored,
+    prefix: str                               # the prompt prefix before it in the row's source,
+    scores: list[float] = field(repr=False)   # one score per word (`words.word_spans`)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> WordScores:
+        return cls(row["input"], row.get("prefix", ""), row["scores"])
+
+
 @dataclass
 class TrainRow:
     """One training example of the label task, with what a student's objective adds to it."""
@@ -48,22 +61,22 @@ class TrainRow:
     explain_source: str | None = None    # two-task students: the explain: prompt ...
     rationale: str | None = None         # ... and the rationale it is trained to generate
     kd: SparseLogits | None = None       # kd students: the teacher's sparse logits of the label's tokens
-    match_input: str | None = None       # attribution matching: the input text whose words are scored,
-    match_prefix: str = ""               # the prompt prefix before it in `source`,
-    match_scores: list[float] | None = field(default=None, repr=False)   # and the teacher's word scores
+    terms: dict[str, WordScores] = field(default_factory=dict)   # a loss term's name -> the scores guiding it
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> TrainRow:
-        """A row from its JSON form ({"source", "target"} and the optional fields, "kd" and "match" nested)."""
-        known = {f.name for f in dataclasses.fields(cls)} - {"match_input", "match_prefix", "match_scores"}
-        unknown = set(row) - known - {"match"}
+        """A row from its JSON form ({"source", "target"} and the optional fields; "kd" and a term's scores, under
+        the term's name, nested)."""
+        from attrdistill.students import TERMS  # students imports this module
+        known = {f.name for f in dataclasses.fields(cls)} - {"terms"}
+        unknown = set(row) - known - set(TERMS)
         if unknown or not {"source", "target"} <= set(row):
-            raise DataError(f"train row: expected the fields source, target and optionally "
-                            f"{', '.join(sorted(known - {'source', 'target'}))}, match; got {', '.join(sorted(row))}")
-        match = row.get("match") or {}
+            optional = sorted(known - {"source", "target"}) + list(TERMS)
+            raise DataError(f"train row: expected the fields source, target and optionally {', '.join(optional)}; "
+                            f"got {', '.join(sorted(row))}")
         return cls(row["source"], row["target"], row.get("explain_source"), row.get("rationale"),
                    SparseLogits.from_json(row["kd"]) if row.get("kd") is not None else None,
-                   match.get("input"), match.get("prefix", ""), match.get("scores"))
+                   {t: WordScores.from_json(row[t]) for t in TERMS if row.get(t) is not None})
 
 
 @dataclass

@@ -10,10 +10,11 @@ A variant names at most one objective and at most one rationale source, joined b
   `seqkd` (the gold label replaced by the teacher's greedy output: sequence-level KD, Kim & Rush 2016).
 - rationale source (RATIONALES, or any attribution method's name, optionally '@k<k>'): the words the
   student learns to generate beside the label (`explain:` task, or the single-sequence target).
-- `match:<method>`: attribution matching, the student's own saliency pulled toward the teacher's word
-  scores by that method (`matching.py`); combines with the others.
+- loss term (TERMS), `<term>:<method>`: a term added to the loss from the student's own forward, guided by
+  the teacher's word scores by an attribution method; `match:<method>` is attribution matching, the
+  student's own saliency pulled toward those scores (`matching.py`). Combines with the others.
 
-A new objective or source is one entry here (plus what it computes, in its own module); config
+A new objective, term or source is one entry here (plus what it computes, in its own module); config
 validation, the docs of `distill.variants`, the plan and the trainer read these tables. An objective's
 entry names the teacher's unit its students read (`reads`: its cached logits or outputs), the distill
 settings that change them, how a train row takes the teacher's row (`attach`) and the loss that replaces
@@ -71,8 +72,36 @@ OBJECTIVES: dict[str, Objective] = {
     "seqkd": Objective("cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
                        "teacher_outputs", attach=_take_output),
 }
-MATCH_DOC = ("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) to the "
-             "label loss (attribution matching, a double backward)")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A loss term from the student's own forward, guided by the teacher's word scores by one attribution method.
+
+    Its `impl` ("module:name") is a class with `features(tokenizer, sources, guides, max_input_length)` (per row,
+    the features its batches carry, keys starting with the term's name), `collate(features, width)` (those
+    features as batch tensors) and, built from the settings' values, `__call__(model, inputs, tensors)` ->
+    (the model's outputs with the label loss, the term's loss), which replaces the student's plain forward.
+    """
+
+    doc: str
+    settings: tuple[str, ...]   # the distill.* fields that change its students (and build it)
+    impl: str
+
+    def implementation(self) -> Any:
+        from attrdistill.methods import imported
+        return imported(self.impl)
+
+    def build(self, distill: Any) -> Any:
+        """The term's loss, built from the `distill` config's settings."""
+        return self.implementation()(*[getattr(distill, f) for f in self.settings])
+
+
+TERMS: dict[str, Term] = {
+    "match": Term("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) "
+                  "to the label loss (attribution matching, a double backward)", ("match_weight",),
+                  "attrdistill.matching:AttributionMatching"),
+}
 # name -> its doc; attribution methods (top-k words of the teacher) are rationale sources too.
 RATIONALES: dict[str, str] = {
     "oracle": "the task's true decisive words, in label order (builtin task, or data with highlights)",
@@ -87,7 +116,8 @@ class Variant:
     objective: str = "label"
     rationale: str | None = None   # a RATIONALES key or an attribution method
     k: int | None = None           # '@k<k>': another rationale length than attribution.k
-    match: str | None = None       # 'match:<method>': the teacher's word scores the student's saliency matches
+    term: str | None = None        # '<term>:<method>': a TERMS entry ...
+    guide: str | None = None       # ... and the attribution method whose word scores guide it
 
     @property
     def reads(self) -> str | None:
@@ -101,13 +131,14 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
         from attrdistill.config import METHODS as methods  # noqa: N811 (config imports this module lazily)
     if name == "standard":
         return Variant()
-    objective, rationale, k, match = "label", None, None, None
+    objective, rationale, k, term, guide = "label", None, None, None, None
     for part in name.split("+"):
-        if part.startswith("match:"):
-            if part.removeprefix("match:") not in methods or match is not None:
-                raise ConfigError(f"variant {name!r}: '{part}' should be one match:<method> with an attribution "
-                                  f"method ({', '.join(methods)})")
-            match = part.removeprefix("match:")
+        head, colon, tail = part.partition(":")
+        if colon:
+            if head not in TERMS or tail not in methods or term is not None:
+                raise ConfigError(f"variant {name!r}: '{part}' should be one <term>:<method> with a term of "
+                                  f"{', '.join(TERMS)} and an attribution method ({', '.join(methods)})")
+            term, guide = head, tail
             continue
         if part in OBJECTIVES and part != "label":
             if objective != "label":
@@ -118,13 +149,13 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
         if at and not (tail.isdigit() and int(tail) > 0 and base in methods):
             raise ConfigError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
         if base not in RATIONALES and base not in methods:
-            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], "match:<method>", *RATIONALES,
-                               *methods])
+            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], *[f"{t}:<method>" for t in TERMS],
+                               *RATIONALES, *methods])
             raise ConfigError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
         if rationale is not None:
             raise ConfigError(f"variant {name!r}: two rationale sources ({rationale}, {base}); a variant has one")
         rationale, k = base, int(tail) if at else None
-    return Variant(objective, rationale, k, match)
+    return Variant(objective, rationale, k, term, guide)
 
 
 def _decisive(ex: Any) -> list[int]:
@@ -183,7 +214,7 @@ def check_available(variant: str, examples: list[Any]) -> None:
 def variants_doc() -> str:
     """The doc of `distill.variants`, from the two registries."""
     objectives = "; ".join([f"{k}: {v.doc}" for k, v in OBJECTIVES.items() if k != "label"]
-                           + [f"match:<method>: {MATCH_DOC}"])
+                           + [f"{k}:<method>: {v.doc}" for k, v in TERMS.items()])
     sources = "; ".join(f"{k}: {v}" for k, v in RATIONALES.items())
     return ("Students to train. 'standard' = label only. A variant is an optional objective and an optional "
             "rationale source joined by '+', e.g. kd, saliency, kd+saliency, saliency@k3. Objectives: "

@@ -7,9 +7,9 @@ rationale.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
 plain label loss (standard fine-tuning, and the teacher). A student's objective may replace L_label by its
 own loss (`objective_loss`; kd's, `kd.KDLoss`, reads the teacher's sparse logits of the label tokens
-that kd rows carry); rows with `match_scores` (the teacher's word scores) add mu * the divergence of the
-student's own saliency from them (`matching.py`). Validation accuracy picks the best checkpoint; an
-interrupted run resumes from its last checkpoint.
+that kd rows carry); a student's loss term (`students.TERMS`, e.g. attribution matching, `matching.py`)
+replaces its forward and adds its own loss, from the features its rows' word scores give. Validation
+accuracy picks the best checkpoint; an interrupted run resumes from its last checkpoint.
 
 Where answers are judged by exact match (`teacher_forced=True`), validation accuracy is the share of
 examples whose every gold token, EOS included, is the model's argmax given the gold prefix: exactly
@@ -45,32 +45,34 @@ from attrdistill.errors import StageError
 from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
 from attrdistill.features import collate, encode, is_causal
 from attrdistill.kd import pad_sparse
-from attrdistill.matching import match_divergence, pad_targets, student_saliency, token_targets
 from attrdistill.records import TrainRow, as_train_rows
 from attrdistill.store import crash_point
+from attrdistill.students import TERMS
 
 log = logging.getLogger(__name__)
 
 
 # An objective's loss (students.Objective.loss_function): (target logits, label CE, the batch's kd_* tensors) -> loss.
 ObjectiveLoss = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
+# A loss term (students.Term.build): (model, inputs, its batch tensors) -> (outputs with the label loss, its loss).
+TermLoss = Callable[[Any, dict[str, torch.Tensor], dict[str, torch.Tensor]], tuple[Any, torch.Tensor]]
 
 
 class TwoTaskTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch); an objective's loss
     (`objective_loss`, e.g. kd's, from the teacher's sparse logits the batch carries) replaces the label's
-    cross-entropy in training (validation reports the cross-entropy)."""
+    cross-entropy in training (validation reports the cross-entropy); a loss `term` adds its own."""
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
 
     def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
-                 objective_loss: ObjectiveLoss | None = None, match_weight: float = 1.0,
+                 objective_loss: ObjectiveLoss | None = None, term: TermLoss | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
         self.greedy_valid = greedy_valid
         self.objective_loss = objective_loss
-        self.match_weight = match_weight
+        self.term = term
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -92,10 +94,12 @@ class TwoTaskTrainer(Seq2SeqTrainer):
                      num_items_in_batch: Any = None) -> Any:
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
         signal = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
-        match = inputs.pop("match_targets", None)
-        outputs = None
-        if match is not None:   # one forward for the label loss and the student's saliency
-            outputs, saliency = student_saliency(model, inputs)
+        tensors = {k: inputs.pop(k) for k in list(inputs) if k.split("_")[0] in TERMS}
+        outputs = extra = None
+        if tensors:   # the term's forward gives the label loss too
+            if self.term is None:
+                raise ValueError(f"the batch carries a loss term's {', '.join(tensors)} but the trainer has no term")
+            outputs, extra = self.term(model, inputs, tensors)
             loss, logits = outputs.loss, outputs.logits
         elif return_outputs:    # evaluation: the full outputs, for the validation metrics
             outputs = model(**inputs)
@@ -104,8 +108,8 @@ class TwoTaskTrainer(Seq2SeqTrainer):
             loss, logits = label_loss(model, inputs)
         if self.objective_loss is not None and not return_outputs:   # training, not validation
             loss = self.objective_loss(logits, loss, signal)
-        if match is not None:
-            loss = loss + self.match_weight * match_divergence(saliency, match)
+        if extra is not None:
+            loss = loss + extra
         if explain:
             loss = loss + self.rationale_weight * label_loss(model, explain)[0]
         return (loss, outputs) if return_outputs else loss
@@ -188,7 +192,7 @@ class CrashPoints(TrainerCallback):
 def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: ModelConfig,
              causal: bool = False) -> list[dict[str, Any]]:
     """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`,
-    kd rows the teacher's sparse logits, matching rows the teacher's word scores per input token."""
+    kd rows the teacher's sparse logits, rows with a loss term the features of that term."""
     rows = as_train_rows(rows)
     feats = encode(tokenizer, [r.source for r in rows], [r.target for r in rows],
                    cfg.max_input_length, cfg.max_target_length, causal=causal)
@@ -201,29 +205,31 @@ def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: M
     if rows and rows[0].kd is not None:
         for f, r in zip(feats, rows):
             f["kd_ids"], f["kd_logits"], f["kd_log_norm"] = r.kd.ids, r.kd.logits, r.kd.log_norm
-    if rows and rows[0].match_scores is not None:
-        targets = token_targets(tokenizer, [r.source for r in rows], [r.match_input for r in rows],
-                                [r.match_scores for r in rows], rows[0].match_prefix, cfg.max_input_length)
-        for f, t in zip(feats, targets):
-            f["match_targets"] = t
+    for name in rows[0].terms if rows else ():
+        term = TERMS[name].implementation()
+        for f, t in zip(feats, term.features(tokenizer, [r.source for r in rows], [r.terms[name] for r in rows],
+                                             cfg.max_input_length)):
+            f.update(t)
     return feats
 
 
 def _same_kind(rows: list[TrainRow]) -> None:
-    """One batch holds one kind of row: every row has a rationale, kd logits, match scores, or none does."""
-    for name in ("rationale", "kd", "match_scores"):
-        has = {getattr(r, name) is not None for r in rows}
+    """One batch holds one kind of row: every row has a rationale, kd logits, a term's scores, or none does."""
+    for name in ("rationale", "kd", *TERMS):
+        has = {(r.terms.get(name) if name in TERMS else getattr(r, name)) is not None for r in rows}
         if len(has) > 1:
             raise ValueError(f"train rows: some have {name!r} and some do not; a student's rows are of one kind")
 
 
 def collate_train(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """`features.collate`, plus the teacher's sparse logits (kd rows) padded to the batch's target length."""
+    """`features.collate`, plus the teacher's sparse logits (kd rows) padded to the batch's target length and a loss
+    term's features (as the term collates them, to the batch's input length)."""
     batch = collate(features, pad_id)
     if "kd_ids" in features[0]:
         batch.update(pad_sparse(features, max(len(f["kd_ids"]) for f in features)))
-    if "match_targets" in features[0]:
-        batch["match_targets"] = pad_targets(features, batch["input_ids"].shape[1])
+    for name in dict.fromkeys(k.split("_")[0] for k in features[0]):
+        if name in TERMS:
+            batch.update(TERMS[name].implementation().collate(features, batch["input_ids"].shape[1]))
     return batch
 
 
@@ -248,7 +254,7 @@ def last_checkpoint(folder: Path) -> Path | None:
 def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], valid_rows: list[TrainRow] | list[dict],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train", objective_loss: ObjectiveLoss | None = None,
-          match_weight: float = 1.0, teacher_forced: bool = False,
+          term: TermLoss | None = None, teacher_forced: bool = False,
           report_to: list[str] | None = None) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
 
@@ -301,7 +307,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))
         if teacher_forced else None,
         processing_class=tokenizer, rationale_weight=rationale_weight, objective_loss=objective_loss,
-        match_weight=match_weight, greedy_valid=greedy,
+        term=term, greedy_valid=greedy,
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:

@@ -95,3 +95,58 @@ def test_the_match_loss_gradient_agrees_with_finite_differences(word_tok, exampl
         numeric = (up - down) / (2 * h)
         assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
         assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+
+
+TERM_CALLS: list[dict] = []
+
+
+class ToyTerm:
+    """A toy loss term: the student's plain forward plus weight x (a feature that is 1 per row whose guide is the
+    teacher's scores of every word of the row's input), recording what it was given."""
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    @staticmethod
+    def features(tokenizer, sources, guides, max_input_length):
+        return [{"toy_whole": float(src == g.prefix + g.input and len(g.scores) == len(words(g.input)))}
+                for src, g in zip(sources, guides)]
+
+    @staticmethod
+    def collate(features, width):
+        return {"toy_whole": torch.tensor([f["toy_whole"] for f in features])}
+
+    def __call__(self, model, inputs, tensors):
+        TERM_CALLS.append({"weight": self.weight, "tensors": sorted(tensors), "inputs": sorted(inputs)})
+        return model(**inputs), self.weight * tensors["toy_whole"].mean()
+
+
+def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
+    """A new loss term is one students.TERMS entry: config accepts '<term>:<method>', the plan gives its students
+    that method's attributions and fingerprints its setting, its rows carry the teacher's word scores, the trainer
+    adds its loss to the label's."""
+    import json
+
+    from attrdistill.cli import main
+    from attrdistill.students import TERMS, Term, parse_variant, variants_doc
+    from tests.test_kd import TINY
+    monkeypatch.setitem(TERMS, "toy", Term("toy: a constant per row", ("match_weight",), f"{__name__}:ToyTerm"))
+    assert "toy:<method>: toy: a constant" in variants_doc()
+    assert (parse_variant("kd+toy:occlusion").term, parse_variant("kd+toy:occlusion").guide) == ("toy", "occlusion")
+    TERM_CALLS.clear()
+    run = tmp_path / "run"
+    sets = TINY[:-1] + ["distill.variants=[standard,toy:occlusion]", "distill.match_weight=2.0"]
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    assert (run / "attributions" / "occlusion" / "DONE.json").is_file(), "the plan attributes with its method"
+    assert TERM_CALLS and {c["weight"] for c in TERM_CALLS} == {2.0}
+    assert TERM_CALLS[0]["tensors"] == ["toy_whole"] and TERM_CALLS[0]["inputs"] == ["attention_mask", "input_ids",
+                                                                                      "labels"]
+    history = {v: [h["loss"] for h in json.loads((run / "students" / v / "seed0" / "log_history.json").read_text())
+                   if "loss" in h] for v in ("standard", "toy:occlusion")}
+    # Same seed, data and start, and a term with no gradient: every logged loss is the standard one + 2 x 1.
+    assert history["toy:occlusion"] == pytest.approx([x + 2.0 for x in history["standard"]], rel=1e-5)
+    before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in ("standard", "toy:occlusion")}
+    sets[-1] = "distill.match_weight=0.5"
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    after = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in before}
+    assert [v for v in before if before[v] != after[v]] == ["toy:occlusion"], "its setting retrains it alone"
