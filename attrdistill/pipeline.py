@@ -38,7 +38,7 @@ from attrdistill.distributed import is_main
 from attrdistill.records import Prediction, TrainRow, WordScores, attribution_file, attribution_rows, predictions
 from attrdistill.runner import Unit, execute, fingerprints
 from attrdistill.store import atomic_open, write_json
-from attrdistill.students import OBJECTIVES, TERMS, Variant, check_available, given_rationales, parse_variant
+from attrdistill.students import OBJECTIVES, TERMS, check_available, given_rationales, parse_variant
 
 log = logging.getLogger("attrdistill")
 
@@ -110,7 +110,7 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
         deps += [v.reads] * bool(v.reads) + ["teacher"] * (cfg.student.init == "teacher")   # weights: the teacher's
         how = {"rationale": (d.rationale_weight, d.format) if v.rationale else None, "k": v.k,
                "objective": [getattr(d, f) for f in OBJECTIVES[v.objective].settings],
-               "match": _term_settings(v, d)}
+               "match": v.term_settings(d)}
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill", partial(train_student, run, cfg, name, seed),
                               tuple(dict.fromkeys(deps)), (to_dict(cfg.student), name, seed, how),
@@ -127,15 +127,6 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                       (to_dict(cfg.analysis), cfg.data.predict_prefix), "the analyses"))
     units.append(Unit("report", "report", partial(report, run, cfg), tuple(u.key for u in units), cached=False))
     return units
-
-
-def _term_settings(v: Variant, d: Any) -> Any:
-    """A loss term's settings in its students' fingerprint (under "match", with a single setting bare: the form of
-    runs made before there were terms, whose students stay valid)."""
-    if v.term is None:
-        return None
-    values = [getattr(d, f) for f in TERMS[v.term].settings]
-    return values[0] if len(values) == 1 else values
 
 
 def _attribution_key(method: str, split: str = "student_train") -> str:

@@ -124,6 +124,14 @@ class Variant:
         """The teacher's unit this variant's objective reads (teacher_logits, teacher_outputs), if any."""
         return OBJECTIVES[self.objective].reads
 
+    def term_settings(self, distill: Any) -> Any:
+        """Its loss term's settings as its students' fingerprint holds them (a single one bare: the form of runs
+        made before there were terms, whose students stay valid), or None."""
+        if self.term is None:
+            return None
+        values = [getattr(distill, f) for f in TERMS[self.term].settings]
+        return values[0] if len(values) == 1 else values
+
 
 def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
     """'kd+saliency@k3' -> Variant('kd', 'saliency', 3); ValueError naming the part that is not known."""
