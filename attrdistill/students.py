@@ -48,10 +48,13 @@ class Objective:
 
     def loss_function(self, distill: Any) -> Callable[..., Any] | None:
         """Its loss term built from the `distill` config's settings (imported now), or None: the label's CE."""
-        if self.loss is None:
-            return None
-        from attrdistill.methods import imported
-        return imported(self.loss)(*[getattr(distill, f) for f in self.settings])
+        return None if self.loss is None else _built(self.loss, self.settings, distill)
+
+
+def _built(ref: str, settings: tuple[str, ...], distill: Any) -> Any:
+    """The "module:name" a registry entry names, called with the values of its distill.* settings."""
+    from attrdistill.methods import imported
+    return imported(ref)(*[getattr(distill, f) for f in settings])
 
 
 def _take_logits(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:
@@ -94,7 +97,7 @@ class Term:
 
     def build(self, distill: Any) -> Any:
         """The term's loss, built from the `distill` config's settings."""
-        return self.implementation()(*[getattr(distill, f) for f in self.settings])
+        return _built(self.impl, self.settings, distill)
 
 
 TERMS: dict[str, Term] = {

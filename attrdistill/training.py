@@ -94,7 +94,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
                      num_items_in_batch: Any = None) -> Any:
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
         signal = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
-        tensors = {k: inputs.pop(k) for k in list(inputs) if k.split("_")[0] in TERMS}
+        tensors = {k: inputs.pop(k) for k in list(inputs) if term_of(k)}
         outputs = extra = None
         if tensors:   # the term's forward gives the label loss too
             if self.term is None:
@@ -215,9 +215,10 @@ def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: M
 
 def _same_kind(rows: list[TrainRow]) -> None:
     """One batch holds one kind of row: every row has a rationale, kd logits, a term's scores, or none does."""
-    for name in ("rationale", "kd", *TERMS):
-        has = {(r.terms.get(name) if name in TERMS else getattr(r, name)) is not None for r in rows}
-        if len(has) > 1:
+    kinds = {"rationale": lambda r: r.rationale, "kd": lambda r: r.kd,
+             **{t: (lambda r, t=t: r.terms.get(t)) for t in TERMS}}
+    for name, part in kinds.items():
+        if len({part(r) is not None for r in rows}) > 1:
             raise ValueError(f"train rows: some have {name!r} and some do not; a student's rows are of one kind")
 
 
@@ -227,10 +228,15 @@ def collate_train(features: list[dict[str, Any]], pad_id: int) -> dict[str, torc
     batch = collate(features, pad_id)
     if "kd_ids" in features[0]:
         batch.update(pad_sparse(features, max(len(f["kd_ids"]) for f in features)))
-    for name in dict.fromkeys(k.split("_")[0] for k in features[0]):
-        if name in TERMS:
-            batch.update(TERMS[name].implementation().collate(features, batch["input_ids"].shape[1]))
+    for name in dict.fromkeys(filter(None, map(term_of, features[0]))):
+        batch.update(TERMS[name].implementation().collate(features, batch["input_ids"].shape[1]))
     return batch
+
+
+def term_of(key: str) -> str | None:
+    """The loss term a feature or batch key belongs to (its keys start with the term's name and '_'), or None."""
+    head = key.partition("_")[0]
+    return head if head in TERMS else None
 
 
 def _checkpoints(folder: Path) -> list[Path]:
