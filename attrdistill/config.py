@@ -162,6 +162,11 @@ class ModelConfig:
                                                     "distill: DistilBERT, Minitron); its tokenizer comes along.")
     keep_every: PosInt = _f(1, "Pretrained start with fewer layers: keep every n-th transformer block of `model` (1 = "
                                "all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
+    keep_by: Literal["position", "influence"] = _f("position", "Which of the blocks keep_every's share keeps: "
+                                                   "position (0, n, 2n, ...) or influence: the ceil(blocks / n) "
+                                                   "that change their input most on 64 training examples (1 - "
+                                                   "cosine of a block's input and output; ShortGPT's Block "
+                                                   "Influence), measured on the weights the model starts from.")
     keep_blocks: list[int] = _f([], "Pretrained or teacher start: the transformer blocks to keep, by index in "
                                     "increasing order (e.g. [0, 10, 20, 29]; T5 needs block 0, which holds the "
                                     "position bias); [] = keep_every decides.")
@@ -432,6 +437,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         if m.keep_blocks and (min(m.keep_blocks) < 0 or m.keep_blocks != sorted(set(m.keep_blocks))):
             raise ConfigError(f"{role}.keep_blocks: expected block indices >= 0 in increasing order, got "
                               f"{m.keep_blocks}")
+        if m.keep_by == "influence" and (m.keep_every == 1 or m.keep_blocks):
+            raise ConfigError(f"{role}.keep_by: influence chooses keep_every's share of the blocks; set "
+                              f"{role}.keep_every > 1 and leave keep_blocks empty (it names the blocks itself)")
         if (m.keep_blocks or m.keep_every > 1) and not pretrained(m):
             raise ConfigError(f"{role}.keep_every / keep_blocks: drop blocks of given weights (model, gguf_file or "
                               "init: teacher); a from-scratch model takes num_layers")

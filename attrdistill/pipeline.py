@@ -204,7 +204,8 @@ def finetune(run: Path, cfg: RunConfig) -> dict:
     from attrdistill.training import train
     out = run / "teacher"
     tok = load_tokenizer(cfg.teacher, run / "data" / "tokenizer")
-    model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed)
+    rows = train_rows(load_split(run, "teacher_train"), cfg)
+    model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed, calibration=_pairs(rows))
     if cfg.teacher.train.max_steps == 0:
         log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning",
                  cfg.teacher.gguf_file or cfg.teacher.model)
@@ -212,9 +213,9 @@ def finetune(run: Path, cfg: RunConfig) -> dict:
             model.save_pretrained(out / "model")
             tok.save_pretrained(out / "model")
         return {"best_valid_accuracy": None, "steps": 0}
-    return train(model, tok, train_rows(load_split(run, "teacher_train"), cfg),
-                 train_rows(load_split(run, "valid"), cfg), cfg.teacher, out, correct=matcher(cfg.data.source),
-                 label="teacher", teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
+    return train(model, tok, rows, train_rows(load_split(run, "valid"), cfg), cfg.teacher, out,
+                 correct=matcher(cfg.data.source), label="teacher",
+                 teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
 
 
 def attribute_split(run: Path, cfg: RunConfig, method: str, split: str) -> dict:
@@ -311,14 +312,21 @@ TEACHER_SIGNALS: dict[str, tuple[Callable[[Path, RunConfig], dict], Callable[[An
 }
 
 
-def student_start(run: Path, cfg: RunConfig, seed: int) -> tuple[Any, Any]:
+def _pairs(rows: list[TrainRow]) -> list[tuple[str, str]]:
+    """(source, target) of training rows: what `keep_by: influence` measures the blocks on."""
+    return [(r.source, r.target) for r in rows]
+
+
+def student_start(run: Path, cfg: RunConfig, seed: int, examples: list[Example]) -> tuple[Any, Any]:
     """A new student and its tokenizer: as configured, or with `student.init: teacher` the run's fine-tuned
-    teacher (and its tokenizer) with the blocks student.keep_every / keep_blocks select."""
+    teacher (and its tokenizer) with the blocks student.keep_every / keep_by / keep_blocks select. Influence is
+    measured on the label task of `examples`, so every variant and seed starts from the same blocks."""
     from attrdistill.models import load_model, load_tokenizer
     from_teacher = cfg.student.init == "teacher"
     tok = load_tokenizer(cfg.student, run / ("teacher/model" if from_teacher else "data/tokenizer"))
     model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed,
-                       teacher=run / "teacher" / "model" if from_teacher else None)
+                       teacher=run / "teacher" / "model" if from_teacher else None,
+                       calibration=_pairs(train_rows(examples, cfg)))
     return model, tok
 
 
@@ -332,7 +340,7 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     term = (v.term, {r.id: r.scores for r in attribution_rows(run, v.guide)}) if v.term else None
     rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
     valid = train_rows(load_split(run, "valid"), cfg)
-    model, tok = student_start(run, cfg, seed)
+    model, tok = student_start(run, cfg, seed, examples)
     return train(model, tok, rows, valid, cfg.student, run / student_key(variant, seed),
                  rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
                  label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
