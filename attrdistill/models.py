@@ -124,7 +124,7 @@ def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0, teacher: Path | 
     if cfg.keep_blocks:
         keep_blocks(model, cfg.keep_blocks)
     elif cfg.keep_every > 1 and cfg.keep_by == "influence":
-        keep_influential(model, cfg.keep_every, _calibration_batches(model, tokenizer, calibration, cfg))
+        keep_influential(model, cfg.keep_every, calibration_batches(model, tokenizer, calibration, cfg))
     elif cfg.keep_every > 1:
         keep_every_nth(model, cfg.keep_every)
     if model.config.pad_token_id is None:   # generation and the IG baseline read it
@@ -253,7 +253,7 @@ def block_influence(model: PreTrainedModel, batches: Sequence[dict[str, torch.Te
     return [[total / max(tokens[s], 1) for total in row] for s, row in enumerate(sums)]
 
 
-def _calibration_batches(model: PreTrainedModel, tokenizer: Any, pairs: Sequence[tuple[str, str]],
+def calibration_batches(model: PreTrainedModel, tokenizer: Any, pairs: Sequence[tuple[str, str]],
                          cfg: ModelConfig) -> list[dict[str, torch.Tensor]]:
     """The first INFLUENCE_EXAMPLES (source, target) pairs as padded batches in the model's layout."""
     pairs = list(pairs)[:INFLUENCE_EXAMPLES]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from attrdistill import heatmap, plots
+from attrdistill.analysis import paired_gain
 from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples
 from attrdistill.paper import paper_accuracy
@@ -92,6 +93,19 @@ def _points(x: float | None, base: float | None) -> str:
     return "" if x is None or base is None else f"{100 * (x - base):+.1f}"
 
 
+def _paired_gain(student: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """The gain of `student` over `base` in points, and its 95% interval over the seeds both have (two or more)."""
+    if base is None:
+        return ""
+    text = _points(student["accuracy"], base["accuracy"])
+    mine, theirs = student.get("per_seed") or {}, base.get("per_seed") or {}
+    seeds = [s for s in mine if s in theirs]
+    if len(seeds) >= 2:
+        _, low, high = paired_gain([mine[s] for s in seeds], [theirs[s] for s in seeds])
+        text += f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return text
+
+
 def _figure(run: Path, name: str, draw: Callable[[Path], Path | None], caption: str, missing: str) -> Block:
     """The figure `draw` writes to RUN/report_files/<name>.png, or a note when it has nothing to draw."""
     path = run / FIGURES / f"{name}.png"
@@ -158,18 +172,19 @@ def _verdict(v: dict[str, Any]) -> Section:
 
 def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float] | None) -> Section:
     students, seeds = m["students"], [str(s) for s in cfg.distill.seeds]
-    base = students.get("standard", {}).get("accuracy")
     paper_base = paper_accuracy(cfg.paper, "standard")
     f1 = any(s.get("rationale_f1") is not None for s in students.values())
-    header = ["model", "accuracy", "std", "seeds", "per seed", "vs standard"] + (["rationale F1"] if f1 else [])
-    header += [f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else []
-    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", ""] + ([""] if f1 else [])
+    # The gain every practitioner asks for (over label-only training) and, where kd ran, over plain logit KD.
+    baselines = [b for b in ("standard", "kd") if b in students] or ["standard"]
+    header = ["model", "accuracy", "std", "seeds", "per seed", *(f"vs {b}" for b in baselines)]
+    header += (["rationale F1"] if f1 else []) + ([f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else [])
+    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", *("" for _ in baselines)] + ([""] if f1 else [])
             + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
     for variant, s in students.items():
         per_seed = s.get("per_seed") or {}
-        gain = "" if variant == "standard" else _points(s["accuracy"], base)
         row = [f"student: {variant}", _pct(s["accuracy"]), _pct(s.get("std")), str(len(per_seed) or len(seeds)),
-               ", ".join(_pct(v) for v in per_seed.values()), gain]
+               ", ".join(_pct(v) for v in per_seed.values()),
+               *("" if variant == b else _paired_gain(s, students.get(b)) for b in baselines)]
         if f1:
             row.append("" if s.get("rationale_f1") is None else f"{s['rationale_f1']:.2f}")
         if cfg.paper:
@@ -181,7 +196,8 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     blocks: list[Block] = [
         f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
         "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
-        "in points" + ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs "
+        "in points ('vs kd' over the logit-KD student), with its 95% t-interval over the paired seeds where there "
+        "are two or more" + ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs "
                        "against those it would have been taught (if it cannot produce them, they cannot help it)"
                        if f1 else "") + ".", Table(header, rows),
         _figure(run, "accuracy", lambda p: plots.accuracy(chart, p),

@@ -143,7 +143,7 @@ def test_markdown_report_has_the_analyses_and_the_papers_column(tmp_path):
     assert path == run / "report.md"
     header = "| model | accuracy | std | seeds | per seed | vs standard | paper (cqa/t5-small) | paper vs standard |"
     assert header in md
-    assert "| student: saliency | 60.0 | 2.0 | 2 | 58.0, 62.0 | +5.0 | 45.7 | +1.6 |" in md
+    assert "| student: saliency | 60.0 | 2.0 | 2 | 58.0, 62.0 | +5.0 [-33.1, +43.1] | 45.7 | +1.6 |" in md
     assert "| teacher | 90.0 |" in md and "| 81.4 |" in md
     for heading in ("Which attribution method to distil with", "Accuracy against k", "Faithfulness",
                     "Agreement with human highlights", "Rationales and the answer",
@@ -201,3 +201,16 @@ def test_report_opens_with_the_verdict_and_an_example_of_each_rationale(tmp_path
     m["verdict"].update(seeds=1, gain=0.05, low=None, high=None, still_rising=[])
     md = write_report(run, _cfg(), m).read_text(encoding="utf-8")
     assert "with one seed: no interval" in md and "Still improving" not in md
+
+
+def test_accuracy_table_gives_paired_intervals_over_standard_and_kd(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    metrics = _metrics()
+    metrics["students"]["kd"] = {"accuracy": 0.57, "std": 0.01, "per_seed": {"0": 0.56, "1": 0.58}}
+    md = write_report(run, _cfg(), metrics).read_text(encoding="utf-8")
+    assert "| model | accuracy | std | seeds | per seed | vs standard | vs kd |" in md
+    # per seed: kd - standard +6, -2; saliency - kd +2, +4 (t with 1 degree of freedom: 12.706)
+    assert "| student: kd | 57.0 | 1.0 | 2 | 56.0, 58.0 | +2.0 [-48.8, +52.8] |  |" in md
+    assert "| student: saliency | 60.0 | 2.0 | 2 | 58.0, 62.0 | +5.0 [-33.1, +43.1] | +3.0 [-9.7, +15.7] |" in md
+    assert "| student: standard | 55.0 | 5.0 | 2 | 50.0, 60.0 |  | -2.0 [-52.8, +48.8] |" in md

@@ -10,8 +10,8 @@ import torch
 from attrdistill.cli import main
 from attrdistill.config import ConfigError, ModelConfig, load_config
 from attrdistill.models import (
-    _calibration_batches,
     block_influence,
+    calibration_batches,
     keep_blocks,
     keep_influential,
     load_model,
@@ -57,7 +57,7 @@ def test_influence_keeps_the_blocks_that_change_their_input(word_tok, examples):
     model = tiny_llama(len(word_tok), seed=2, layers=4)
     for i in (0, 2):
         _silence(model.model.layers[i])
-    batches = _calibration_batches(model, word_tok, _pairs(examples), ModelConfig())
+    batches = calibration_batches(model, word_tok, _pairs(examples), ModelConfig())
     [influence] = block_influence(model, batches)
     assert influence[0] == pytest.approx(0, abs=1e-6) and influence[2] == pytest.approx(0, abs=1e-6)
     assert min(influence[1], influence[3]) > 1e-3
@@ -75,7 +75,7 @@ def test_influence_on_a_t5_ranks_both_stacks_and_keeps_block_0(word_tok, example
     from tests.conftest import tiny_t5
     model = tiny_t5(len(word_tok), seed=1)
     _silence(model.encoder.block[0])
-    batches = _calibration_batches(model, word_tok, _pairs(examples), ModelConfig())
+    batches = calibration_batches(model, word_tok, _pairs(examples), ModelConfig())
     encoder, decoder = block_influence(model, batches)
     assert len(encoder) == len(decoder) == 2
     assert encoder[0] == pytest.approx(0, abs=1e-6) and encoder[1] > 1e-3
