@@ -240,9 +240,9 @@ def block_influence(model: PreTrainedModel, batches: Sequence[dict[str, torch.Te
     try:
         with torch.no_grad():
             for batch in batches:
-                masks[:] = [batch["attention_mask"].bool(), batch["labels"] != -100][:len(stacks)]
-                for s, keep in enumerate(masks):
-                    tokens[s] += int(keep.sum())
+                masks[:] = [m.to(model.device) for m in (batch["attention_mask"].bool(), batch["labels"] != -100)]
+                for s in range(len(stacks)):
+                    tokens[s] += int(masks[s].sum())
                 # A T5's decoder runs on the targets; a decoder-only model needs no logits here.
                 wanted = ("input_ids", "attention_mask", "labels")[:2 + (len(stacks) > 1)]
                 model(**{k: batch[k].to(model.device) for k in wanted})
