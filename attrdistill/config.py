@@ -76,6 +76,8 @@ Source = Literal["builtin", "cqa", "svamp", "anli1", "esnli", "files"]
 Method = Annotated[str, Choices(method_names)]   # the attribution methods' registry (attrdistill.methods)
 Quantity = Literal["logit", "log_prob", "margin"]
 Dtype = Literal["float32", "bfloat16", "float16"]
+# Training examples that rank the blocks for keep_by: influence (a forward pass of 64 costs seconds on a CPU).
+INFLUENCE_EXAMPLES = 64
 QUANTITIES: tuple[str, ...] = typing.get_args(Quantity)
 # The registry's methods, and those that give the per-target-token scores attribution.order: aligned needs, as
 # registered when this module loads; the checks below read the registry itself.
@@ -164,9 +166,10 @@ class ModelConfig:
                                "all; 3 keeps 10 of SmolLM2's 30), the usual smaller pretrained student.")
     keep_by: Literal["position", "influence"] = _f("position", "Which of the blocks keep_every's share keeps: "
                                                    "position (0, n, 2n, ...) or influence: the ceil(blocks / n) "
-                                                   "that change their input most on 64 training examples (1 - "
-                                                   "cosine of a block's input and output; ShortGPT's Block "
-                                                   "Influence), measured on the weights the model starts from.")
+                                                   f"that change their input most on {INFLUENCE_EXAMPLES} training "
+                                                   "examples (1 - cosine of a block's input and output; "
+                                                   "ShortGPT's Block Influence), measured on the weights the "
+                                                   "model starts from.")
     keep_blocks: list[int] = _f([], "Pretrained or teacher start: the transformer blocks to keep, by index in "
                                     "increasing order (e.g. [0, 10, 20, 29]; T5 needs block 0, which holds the "
                                     "position bias); [] = keep_every decides.")

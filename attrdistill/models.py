@@ -39,7 +39,7 @@ from transformers import (
     set_seed,
 )
 
-from attrdistill.config import ModelConfig, gguf_path
+from attrdistill.config import INFLUENCE_EXAMPLES, ModelConfig, gguf_path
 from attrdistill.distributed import launched, state
 from attrdistill.errors import ConfigError
 from attrdistill.features import collate, encode, is_causal
@@ -50,8 +50,6 @@ SPECIALS = ["<pad>", "</s>", "<unk>"]   # ids 0, 1, 2: T5's convention
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # From-scratch Llama: RoPE needs no table of positions; this is only the declared context length.
 LLAMA_MAX_POSITIONS = 4096
-# Training examples that rank the blocks for keep_by: influence (a forward pass of 64 costs seconds on a CPU).
-INFLUENCE_EXAMPLES = 64
 
 
 def build_word_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from attrdistill import models
-from attrdistill.config import load_config
+from attrdistill.config import INFLUENCE_EXAMPLES, load_config
 from attrdistill.features import is_causal
 from attrdistill.pipeline import load_split, train_rows
 from attrdistill.training import collate_train, features, greedy_correct
@@ -59,7 +59,7 @@ def main() -> None:
         ranked_on = models.calibration_batches(teacher, tok, pairs[:n], cfg.student)
         influence = models.block_influence(teacher, ranked_on)[0]
         rankings[n] = sorted(range(len(influence)), key=lambda i: -influence[i])
-        if n == models.INFLUENCE_EXAMPLES:
+        if n == INFLUENCE_EXAMPLES:
             result["influence"] = [round(x, 4) for x in influence]
     calibration = models.calibration_batches(teacher, tok, pairs, cfg.student)
     for every in args.every:
