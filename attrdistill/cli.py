@@ -19,24 +19,20 @@ import shutil
 import sys
 from pathlib import Path
 
-from attrdistill import __version__, heatmap
+from attrdistill import __version__
 from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
-from attrdistill.distributed import barrier, is_main
 from attrdistill.errors import ConfigError, UserError
-from attrdistill.records import attribution_file, attribution_rows
+from attrdistill.report import heatmap
+from attrdistill.run.distributed import barrier, is_main
+from attrdistill.run.layout import Layout
+from attrdistill.run.plan import plan, run_stages
+from attrdistill.run.records import attribution_rows
+from attrdistill.run.runner import STAGES, describe
 
 # What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
 CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",
                 errno.EACCES: "fix the path or permissions", errno.EPERM: "fix the path or permissions",
                 errno.ENOTDIR: "fix the path (a part of it is a file)"}
-STAGE_HELP = {
-    "finetune": "fine-tune the teacher on teacher_train into RUN/teacher",
-    "attribute": "score input words with the teacher; top-k words become rationales (RUN/attributions)",
-    "distill": "train every student variant x seed on student_train (RUN/students)",
-    "evaluate": "greedy predictions of teacher and students on the test split (RUN/predictions)",
-    "analyze": "rationale quality per method (recall, faithfulness, human agreement) and prediction overlap",
-    "report": "write RUN/metrics.json, RUN/report.md and RUN/report.html",
-}
 
 
 def _config_epilog() -> str:
@@ -70,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="print the plan (which units would run, and why) and stop")
     _add_overrides(run)
 
-    for verb, text in STAGE_HELP.items():
+    for verb, text in ((v.command, v.help) for stage, v in STAGES.items() if v.command == stage):
         p = sub.add_parser(verb, help=text, description=f"{text[0].upper()}{text[1:]}. Works on a run directory "
                            "made by `attrdistill run`; skips work whose outputs are complete.",
                            epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
                 return _print_plan(run_dir, cfg)
             check_environment(cfg, stages)
         handler = _log_to(run_dir)
-        # torch and transformers load here: --help, config and data show answer without them
-        from attrdistill.pipeline import run_stages
         metrics = run_stages(run_dir, cfg, stages)
         if args.verb == "run" and is_main():
             _summary(run_dir, metrics)
@@ -185,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_plan(run_dir: Path, cfg: RunConfig) -> int:
-    from attrdistill.pipeline import plan
-    from attrdistill.runner import describe
     print(describe(run_dir, plan(run_dir, cfg)))
     return 0
 
@@ -196,7 +188,7 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
     cfg = load_config(run_dir / "config.yaml")
     method = method or cfg.attribution.method
-    path = attribution_file(run_dir, method)
+    path = Layout(run_dir).attributions(method)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {method} attributions; run `attrdistill attribute {run_dir}` first")
     rows = attribution_rows(run_dir, method)

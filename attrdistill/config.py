@@ -25,9 +25,9 @@ from typing import Annotated, Any, Callable, Literal
 import yaml
 
 from attrdistill.errors import ConfigError
-from attrdistill.methods import REGISTRY, aligned_names, method_names, methods_doc
-from attrdistill.paper import SETTINGS
-from attrdistill.students import parse_variant, variants_doc
+from attrdistill.registry.methods import REGISTRY, aligned_names, method_names, methods_doc
+from attrdistill.registry.variants import parse_variant, variants_doc
+from attrdistill.report.paper import SETTINGS
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -79,10 +79,6 @@ Dtype = Literal["float32", "bfloat16", "float16"]
 # Training examples that rank the blocks for keep_by: influence (a forward pass of 64 costs seconds on a CPU).
 INFLUENCE_EXAMPLES = 64
 QUANTITIES: tuple[str, ...] = typing.get_args(Quantity)
-# The registry's methods, and those that give the per-target-token scores attribution.order: aligned needs, as
-# registered when this module loads; the checks below read the registry itself.
-METHODS: tuple[str, ...] = method_names()
-ALIGNED_METHODS: tuple[str, ...] = aligned_names()
 
 
 def _either(names: tuple[str, ...]) -> str:
@@ -197,7 +193,7 @@ class AttributionConfig:
         "score", "Order of rationale words: score (highest first), position, or aligned: for each target token in "
         "turn (special tokens and padding skipped) the not-yet-chosen word that most explains it, then the rest by "
         "score up to k, so the rationale follows the label. aligned needs per-target-token scores: "
-        f"{_either(ALIGNED_METHODS)} (the random control keeps k random words).")
+        f"{_either(aligned_names())} (the random control keeps k random words).")
     quantity: Quantity = _f("logit", "What the gradient methods explain per target token: logit (the raw gold logit, "
                                      "the paper's), log_prob (log p(gold): the logit minus the log-normaliser) or "
                                      "margin (the gold logit minus the best other one: the decision, not the logit's "
@@ -402,7 +398,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"{cfg.teacher.init!r}")
     for v in cfg.distill.variants:
         try:
-            variant = parse_variant(v, method_names())
+            variant = parse_variant(v)
         except ValueError as e:
             raise ConfigError(f"distill.variants: {e}") from None
         if variant.objective == "kd" and cfg.distill.format == "single":
@@ -413,7 +409,7 @@ def validate(cfg: RunConfig) -> RunConfig:
                           f"{cfg.distill.kd_alpha} / {cfg.distill.kd_beta}")
     for m in cfg.analysis.methods:
         if m not in REGISTRY:
-            raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(REGISTRY)}")
+            raise ConfigError(f"analysis.methods: unknown method {m!r}; expected some of {', '.join(method_names())}")
     if any(k <= 0 for k in cfg.analysis.k_sweep):
         raise ConfigError(f"analysis.k_sweep: every k must be > 0, got {cfg.analysis.k_sweep}")
     if not cfg.analysis.fractions or any(not 0 < q <= 1 for q in cfg.analysis.fractions):

@@ -92,8 +92,8 @@ from attrdistill.attribution.gradients import saliency
 from attrdistill.attribution.reference import stepwise_saliency
 from attrdistill.config import ModelConfig
 from attrdistill.data.dsbs import load_dsbs
-from attrdistill.features import collate, encode, length_batches
-from attrdistill.models import DTYPES, load_model
+from attrdistill.modeling.features import collate, encode, length_batches
+from attrdistill.modeling.models import DTYPES, load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"   # ../shared from the repository root
 DATA = SHARED / "data/dsbs"

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import torch
 
-from attrdistill import models
 from attrdistill.config import INFLUENCE_EXAMPLES, load_config
-from attrdistill.features import is_causal
-from attrdistill.pipeline import load_split, train_rows
-from attrdistill.training import collate_train, features, greedy_correct
+from attrdistill.distill.rows import train_rows
+from attrdistill.distill.trainer import collate_train, features, greedy_correct
+from attrdistill.modeling import models, pruning
+from attrdistill.modeling.features import is_causal
+from attrdistill.run.layout import load_split
 
 
 @torch.no_grad()
@@ -56,17 +57,17 @@ def main() -> None:
     result: dict = {"teacher": validation_score(teacher, batches), "influence": None, "top_blocks": {}, "cuts": {}}
     rankings = {}
     for n in (16, 32, 64, 128):   # does the ranking move with the number of examples it is measured on?
-        ranked_on = models.calibration_batches(teacher, tok, pairs[:n], cfg.student)
-        influence = models.block_influence(teacher, ranked_on)[0]
+        ranked_on = pruning.calibration_batches(teacher, tok, pairs[:n], cfg.student)
+        influence = pruning.block_influence(teacher, ranked_on)[0]
         rankings[n] = sorted(range(len(influence)), key=lambda i: -influence[i])
         if n == INFLUENCE_EXAMPLES:
             result["influence"] = [round(x, 4) for x in influence]
-    calibration = models.calibration_batches(teacher, tok, pairs, cfg.student)
+    calibration = pruning.calibration_batches(teacher, tok, pairs, cfg.student)
     for every in args.every:
         count = len(range(0, teacher.config.num_hidden_layers, every))
         result["top_blocks"][every] = {n: sorted(r[:count]) for n, r in rankings.items()}
-        for by, cut in (("position", lambda m: models.keep_every_nth(m, every)),
-                        ("influence", lambda m: models.keep_influential(m, every, calibration))):
+        for by, cut in (("position", lambda m: pruning.keep_every_nth(m, every)),
+                        ("influence", lambda m: pruning.keep_influential(m, every, calibration))):
             student = cut(copy.deepcopy(teacher))
             result["cuts"][f"keep_every={every} keep_by={by}"] = {"blocks": student.config.num_hidden_layers,
                                                                    **validation_score(student, batches)}

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from attrdistill.cli import main as cli
-from attrdistill.methods import REGISTRY
+from attrdistill.registry.methods import REGISTRY
 
 # The seeded control (random) is listed among the controls; every other registered method gets a student.
 METHODS = [f"distill.variants=[standard,random,oracle,{','.join(m for m, e in REGISTRY.items() if not e.seeded)}]"]

@@ -28,8 +28,8 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from attrdistill.data.dsbs import load_dsbs
-from attrdistill.features import collate, encode
-from attrdistill.training import label_loss
+from attrdistill.distill.trainer import label_loss
+from attrdistill.modeling.features import collate, encode
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -20,8 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
-from attrdistill.analysis import paired_gain
 from attrdistill.cli import main as cli
+from attrdistill.evaluate.analysis import paired_gain
 
 # Variants of the score-order run, and those that differ under the aligned order (their rationales).
 # seqkd is left out by default: on the built-in task the teacher is right on every student-train example, so its

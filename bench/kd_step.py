@@ -21,10 +21,10 @@ import torch
 
 from attrdistill.config import RunConfig
 from attrdistill.data.synthetic import generate
-from attrdistill.kd import KDLoss, teacher_logits
-from attrdistill.models import build_word_tokenizer, load_model
-from attrdistill.training import TwoTaskTrainer, collate_train, features
-from attrdistill.words import words
+from attrdistill.distill.kd import KDLoss, teacher_logits
+from attrdistill.distill.trainer import TwoTaskTrainer, collate_train, features
+from attrdistill.modeling.models import build_word_tokenizer, load_model
+from attrdistill.modeling.words import words
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attrdistill.attribution import recall_at_k
+from attrdistill.attribution.select import recall_at_k
 from attrdistill.data.example import read_examples
-from attrdistill.records import attribution_rows
+from attrdistill.run.records import attribution_rows
 
 
 def main() -> None:

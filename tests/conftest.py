@@ -10,7 +10,7 @@ import torch
 from transformers import T5Config, T5ForConditionalGeneration
 
 from attrdistill.data.synthetic import generate
-from attrdistill.models import build_word_tokenizer
+from attrdistill.modeling.models import build_word_tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 SHARED = Path(os.environ.get("ATTRDISTILL_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))

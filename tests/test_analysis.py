@@ -10,7 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from attrdistill.analysis import (
+from attrdistill.attribution.engine import attribute
+from attrdistill.attribution.gradients import target_log_prob
+from attrdistill.config import AttributionConfig
+from attrdistill.data.example import Example
+from attrdistill.evaluate.analysis import (
     _n_top,
     answer_overlap,
     average_precision,
@@ -20,13 +24,9 @@ from attrdistill.analysis import (
     prediction_overlap,
     teacher_gap,
 )
-from attrdistill.attribution import attribute
-from attrdistill.attribution.gradients import target_log_prob
-from attrdistill.config import AttributionConfig
-from attrdistill.data.example import Example
-from attrdistill.features import collate, encode
-from attrdistill.records import AttributionRow, Prediction
-from attrdistill.words import words
+from attrdistill.modeling.features import collate, encode
+from attrdistill.modeling.words import words
+from attrdistill.run.records import AttributionRow, Prediction
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -279,7 +279,7 @@ def test_faithfulness_checks_its_inputs(word_tok, examples):
 
 
 def test_word_f1_compares_sets_of_words_without_case_or_punctuation():
-    from attrdistill.analysis import word_f1
+    from attrdistill.evaluate.analysis import word_f1
     assert word_f1("Lantern, cave", "cave, lantern") == 1.0
     assert word_f1("lantern, sock, cave", "lantern, cave") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
     assert word_f1("sock", "lantern") == 0.0 and word_f1("", "") == 1.0 and word_f1("", "cave") == 0.0

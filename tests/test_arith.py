@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from attrdistill.arith import MAX_DEPTH, MAX_LENGTH, evaluate, same_value
+from attrdistill.evaluate.arith import MAX_DEPTH, MAX_LENGTH, evaluate, same_value
 
 
 @pytest.mark.parametrize("expr, value", [

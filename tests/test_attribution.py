@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from attrdistill.attribution import attribute, recall_at_k, top_k
+from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.gradients import saliency
 from attrdistill.attribution.reference import stepwise_saliency
+from attrdistill.attribution.select import recall_at_k, top_k
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
-from attrdistill.features import collate, encode
-from attrdistill.records import AttributionRow
+from attrdistill.modeling.features import collate, encode
+from attrdistill.run.records import AttributionRow
 from tests.conftest import tiny_t5
 
 

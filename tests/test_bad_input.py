@@ -44,8 +44,8 @@ import pytest
 from attrdistill.cli import main
 from attrdistill.config import ModelConfig, TrainConfig
 from attrdistill.data.example import write_jsonl
-from attrdistill.features import encode
-from attrdistill.training import TwoTaskTrainer, train
+from attrdistill.distill.trainer import TwoTaskTrainer, train
+from attrdistill.modeling.features import encode
 from tests.conftest import tiny_t5
 
 
@@ -161,7 +161,7 @@ def test_cqa_answer_not_among_its_choices(caplog, tmp_path):
 
 def test_long_inputs_are_truncated_with_one_summary_warning(word_tok, caplog):
     texts = ["predict: " + " ".join(["the"] * n) for n in (3, 40, 50, 4)]
-    with caplog.at_level(logging.WARNING, logger="attrdistill.features"):
+    with caplog.at_level(logging.WARNING, logger="attrdistill.modeling.features"):
         feats = encode(word_tok, texts, ["a"] * 4, max_input_length=16, max_target_length=8)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["2 of 4 inputs are longer than max_input_length=16 tokens and were truncated"]
@@ -200,8 +200,8 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, caplog):
     assert target.read_bytes() == before and not (tmp_path / "rows.jsonl.tmp").exists()
     # Through the CLI: the data stage cannot write its first split; it says so and exits 2.
     from attrdistill.config import load_config
-    from attrdistill.pipeline import plan
-    from attrdistill.runner import fingerprints
+    from attrdistill.run.plan import plan
+    from attrdistill.run.runner import fingerprints
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
     fp = fingerprints(plan(run, load_config(None, [])))["data"]
@@ -251,11 +251,11 @@ def test_own_data_with_the_oracle_variant_is_refused_before_the_teacher_trains(t
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, caplog, monkeypatch):
-    import attrdistill.pipeline as pipeline
+    import attrdistill.cli as cli
 
     def broken(*args, **kwargs):
         raise IndexError("index 7 is out of bounds")   # what a shape bug raises, not bad input
-    monkeypatch.setattr(pipeline, "run_stages", broken)
+    monkeypatch.setattr(cli, "run_stages", broken)
     with caplog.at_level(logging.ERROR), pytest.raises(IndexError, match="index 7"):
         main(["run", "--out", str(tmp_path / "run")])
     assert "unexpected error; the traceback is also in" in caplog.text
@@ -263,12 +263,12 @@ def test_a_bug_keeps_its_traceback(tmp_path, caplog, monkeypatch):
 
 
 def test_a_missing_hub_model_is_one_line(tmp_path, caplog, monkeypatch):
-    import attrdistill.pipeline as pipeline
+    import attrdistill.cli as cli
 
     def missing(*args, **kwargs):   # what transformers raises for a hub id that does not exist
         raise OSError("HuggingFaceTB/SmolLM2-135M-Instrukt is not a local folder and is not a valid model identifier "
                       "listed on 'https://huggingface.co/models'\nIf this is a private repository, ...")
-    monkeypatch.setattr(pipeline, "run_stages", missing)
+    monkeypatch.setattr(cli, "run_stages", missing)
     with caplog.at_level(logging.ERROR):
         assert main(["run", "--out", str(tmp_path / "run")]) == 2
     message = caplog.records[-1].getMessage()

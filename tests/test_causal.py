@@ -13,8 +13,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import attrdistill.attribution as attribution
-from attrdistill.attribution import METHODS, attribute, score
+from attrdistill.attribution.engine import attribute, score
 from attrdistill.attribution.gradients import (
     ig_attributions,
     input_x_gradient,
@@ -23,14 +22,17 @@ from attrdistill.attribution.gradients import (
     saliency_stepwise,
     target_log_prob,
 )
+from attrdistill.attribution.select import word_scores
 from attrdistill.cli import main
 from attrdistill.config import AttributionConfig, ModelConfig, TrainConfig
-from attrdistill.evaluation import predict
-from attrdistill.features import collate, encode, is_causal
-from attrdistill.models import keep_every_nth, load_model, load_tokenizer, load_trained, with_pad_token
-from attrdistill.records import attribution_rows
-from attrdistill.training import TwoTaskTrainer, features, train
-from attrdistill.words import word_spans, words
+from attrdistill.distill.trainer import TwoTaskTrainer, features, train
+from attrdistill.evaluate.predict import predict
+from attrdistill.modeling.features import collate, encode, is_causal
+from attrdistill.modeling.models import load_model, load_tokenizer, load_trained, with_pad_token
+from attrdistill.modeling.pruning import keep_every_nth
+from attrdistill.modeling.words import word_spans, words
+from attrdistill.registry.methods import method_names
+from attrdistill.run.records import attribution_rows
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -146,7 +148,7 @@ def test_causal_occlusion_is_the_log_prob_drop_of_deleting_each_word(word_tok, e
         assert rows[0].scores[w] == pytest.approx(float(expected), abs=1e-5)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", method_names())
 def test_causal_batch_invariance(word_tok, examples, method):
     model = tiny_llama(len(word_tok), seed=1)
     cfg = AttributionConfig(ig_steps=8)
@@ -154,7 +156,7 @@ def test_causal_batch_invariance(word_tok, examples, method):
     together = score(examples[:6], method, model, word_tok, AttributionConfig(ig_steps=8, batch_size=6), PREFIX)
     for a, t, ex in zip(alone, together, examples):
         n = len(words(ex.input))
-        torch.testing.assert_close(attribution.word_scores(t, n), attribution.word_scores(a, n), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(word_scores(t, n), word_scores(a, n), atol=1e-5, rtol=1e-4)
 
 
 def test_causal_target_prediction_explains_the_models_own_output(word_tok, examples):
@@ -451,7 +453,7 @@ def test_pipeline_gguf_teacher_and_layer_dropped_student_single_format(tmp_path,
 
 def test_target_only_logits_give_the_full_logits_loss_and_gradient(word_tok, examples):
     from attrdistill.attribution.gradients import causal_target_outputs
-    from attrdistill.training import label_loss
+    from attrdistill.distill.trainer import label_loss
     model = tiny_llama(len(word_tok), seed=3).train()
     batch = collate(_feats(word_tok, examples[:6]), word_tok.pad_token_id)   # right-padded, prompts of many lengths
     full = model(**batch)

@@ -189,17 +189,17 @@ def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     assert 0 <= m["students"]["oracle"]["rationale_f1"] <= 1
     from attrdistill.config import load_config
     from attrdistill.data.example import Example
-    from attrdistill.pipeline import train_rows
-    from attrdistill.records import SparseLogits, TrainRow
+    from attrdistill.distill.rows import train_rows
+    from attrdistill.run.records import SparseLogits, TrainRow
     cfg = load_config(run / "config.yaml")
     (row,) = train_rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
     assert row == TrainRow(source="predict: x y", target=target)
     if fmt == "label_first":   # the teacher's entry for the label's EOS is dropped: there the target goes on
         kd = {"id": "a", "ids": [[1], [2], [3]], "logits": [[0.5], [0.1], [0.2]], "log_norm": [1.0, 2.0, 3.0]}
         (row,) = train_rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"}, "kd", {"a": kd})
-        assert row.kd == SparseLogits([[1], [2]], [[0.5], [0.1]], [1.0, 2.0])
+        assert row.signals["kd"] == SparseLogits([[1], [2]], [[0.5], [0.1]], [1.0, 2.0])
         (row,) = train_rows([Example("a", "x y", "yes")], cfg, None, "kd", {"a": kd})
-        assert row.kd == SparseLogits.from_json(kd), "a label-only kd row keeps every entry"
+        assert row.signals["kd"] == SparseLogits.from_json(kd), "a label-only kd row keeps every entry"
 
 
 def test_show_prints_a_heat_map_and_writes_html(run_dir, capsys, tmp_path):

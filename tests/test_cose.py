@@ -11,7 +11,7 @@ import pytest
 from attrdistill.data.dsbs import cqa_human, format_example, load_dsbs
 from attrdistill.data.example import Example
 from attrdistill.data.highlights import find_span, span_word_indices, words_in_spans
-from attrdistill.words import word_spans, words
+from attrdistill.modeling.words import word_spans, words
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsbs"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from attrdistill.config import DataConfig
 from attrdistill.data import build_splits
 from attrdistill.data.synthetic import OBJECTS, PLACES, SPOTS, TOOLS, generate
-from attrdistill.evaluation import accuracy, normalize
-from attrdistill.words import words
+from attrdistill.evaluate.answers import accuracy, normalize
+from attrdistill.modeling.words import words
 
 
 def test_generator_is_deterministic_and_seeded():

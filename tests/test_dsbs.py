@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from attrdistill.arith import same_value
 from attrdistill.data.dsbs import (
     NLI_LABELS,
     available_splits,
@@ -18,6 +17,7 @@ from attrdistill.data.dsbs import (
     train_valid_split,
 )
 from attrdistill.data.example import Example
+from attrdistill.evaluate.arith import same_value
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsbs"
 

@@ -10,7 +10,7 @@ import pytest
 from attrdistill.data.dsbs import load_dsbs
 from attrdistill.data.esnli_csv import load_esnli_csv, starred_spans
 from attrdistill.data.example import Example
-from attrdistill.words import words
+from attrdistill.modeling.words import words
 
 ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "dsbs"
 

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from attrdistill.config import ConfigError, load_config
-from attrdistill.kd import KDLoss, check_vocabularies, kd_loss, pad_sparse, sparse_divergence, teacher_logits
-from attrdistill.students import parse_variant
-from attrdistill.training import TwoTaskTrainer, collate_train, features
+from attrdistill.distill.kd import KDLoss, check_vocabularies, kd_loss, pad_sparse, sparse_divergence, teacher_logits
+from attrdistill.distill.trainer import TwoTaskTrainer, collate_train, features
+from attrdistill.registry.variants import parse_variant
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -141,8 +141,8 @@ def test_teacher_logits_cache_resumes_after_a_kill(tmp_path):
         "sys.path.insert(0, %r)\n"
         "from tests.conftest import tiny_t5\n"
         "from attrdistill.data.synthetic import generate\n"
-        "from attrdistill.models import build_word_tokenizer\n"
-        "from attrdistill.kd import teacher_logits\n"
+        "from attrdistill.modeling.models import build_word_tokenizer\n"
+        "from attrdistill.distill.kd import teacher_logits\n"
         "ex = generate(9, seed=3)\n"
         "tok = build_word_tokenizer([t for e in generate(200, seed=0) for t in (e.input, e.label)] + ['predict: x'])\n"
         "rows = teacher_logits(tiny_t5(len(tok), seed=5), tok, [e.id for e in ex],\n"
@@ -221,12 +221,12 @@ class ToyLoss:
 
 
 def test_one_entry_is_a_whole_objective(monkeypatch, tmp_path):
-    """A new objective is one students.OBJECTIVES entry: config accepts it, the plan gives its students the teacher
-    unit it reads and fingerprints its setting, its rows get the teacher's row, the trainer uses its loss."""
+    """A new objective is one registry.variants.OBJECTIVES entry: config accepts it, the plan gives its students the
+    teacher unit it reads and fingerprints its setting, its rows get the teacher's row, the trainer uses its loss."""
     from attrdistill.cli import main
-    from attrdistill.students import OBJECTIVES, Objective, _take_logits, variants_doc
+    from attrdistill.registry.variants import OBJECTIVES, Objective, variants_doc
     toy = Objective("toy: the label's CE scaled by the kd temperature", "teacher_logits", ("kd_temperature",),
-                    _take_logits, f"{__name__}:ToyLoss")
+                    f"{__name__}:ToyLoss")
     monkeypatch.setitem(OBJECTIVES, "toy", toy)
     assert "toy: toy: the label's CE" in variants_doc() and parse_variant("toy+saliency").objective == "toy"
     CALLS.clear()

@@ -8,9 +8,9 @@ import torch
 
 from attrdistill.attribution.gradients import saliency
 from attrdistill.config import ModelConfig
-from attrdistill.matching import match_divergence, student_saliency, token_targets
-from attrdistill.training import collate_train, features
-from attrdistill.words import words
+from attrdistill.distill.matching import match_divergence, student_saliency, token_targets
+from attrdistill.distill.trainer import collate_train, features
+from attrdistill.modeling.words import words
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -128,7 +128,7 @@ def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
     import json
 
     from attrdistill.cli import main
-    from attrdistill.students import TERMS, Term, parse_variant, variants_doc
+    from attrdistill.registry.variants import TERMS, Term, parse_variant, variants_doc
     from tests.test_kd import TINY
     monkeypatch.setitem(TERMS, "toy", Term("toy: a constant per row", ("match_weight",), f"{__name__}:ToyTerm"))
     assert "toy:<method>: toy: a constant" in variants_doc()

@@ -6,25 +6,26 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import typing
 
 import pytest
 import torch
 
-import attrdistill.attribution as attribution
-from attrdistill import config, methods
-from attrdistill.attribution import attribute, cache_key, scoring_params
+from attrdistill import config
+from attrdistill.attribution.engine import attribute, cache_key, scoring_params
 from attrdistill.config import AttributionConfig, ConfigError, load_config
 from attrdistill.data.example import Example
-from attrdistill.methods import REGISTRY, AttributionMethod
+from attrdistill.registry import methods
+from attrdistill.registry.methods import REGISTRY, AttributionMethod
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
 
 
 def test_config_and_attribution_list_the_registry():
-    assert config.METHODS == attribution.METHODS == methods.method_names() == tuple(REGISTRY)
-    assert config.ALIGNED_METHODS == methods.aligned_names() == ("saliency", "saliency_stepwise", "input_x_gradient",
-                                                                  "occlusion")
+    choices = typing.get_args(config.Method)[1]   # the attribution.method field's choices
+    assert choices.names() == methods.method_names() == tuple(REGISTRY)
+    assert methods.aligned_names() == ("saliency", "saliency_stepwise", "input_x_gradient", "occlusion")
     doc = {key: d for key, _, d in config.field_docs()}["attribution.method"]
     assert doc == methods.methods_doc() and all(f"{name} ({m.doc})" in doc for name, m in REGISTRY.items())
 
@@ -38,7 +39,9 @@ def test_every_entry_is_well_formed(name):
 
 
 def test_registry_and_config_import_no_torch():
-    code = "import sys, attrdistill.config, attrdistill.methods; assert 'torch' not in sys.modules, 'torch imported'"
+    code = ("import sys, attrdistill.config, attrdistill.registry.methods, attrdistill.registry.variants, "
+            "attrdistill.registry.signals, attrdistill.run.plan, attrdistill.run.layout, attrdistill.run.records; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -26,9 +26,9 @@ import pytest
 
 from attrdistill.config import ModelConfig, TrainConfig
 from attrdistill.data.synthetic import generate
-from attrdistill.distributed import is_main
-from attrdistill.models import build_word_tokenizer, load_model
-from attrdistill.words import words
+from attrdistill.modeling.models import build_word_tokenizer, load_model
+from attrdistill.modeling.words import words
+from attrdistill.run.distributed import is_main
 
 GLOBAL_BATCH = 8
 ARCHITECTURES = ("t5", "llama")
@@ -42,7 +42,7 @@ def _rows(examples) -> list[dict[str, str]]:
 
 def train_tiny(out: Path, per_device_batch: int) -> dict[str, list[float]]:
     """Train a tiny T5 and a tiny Llama student for 4 steps; {architecture: logged training losses}."""
-    from attrdistill.training import train
+    from attrdistill.distill.trainer import train
     train_ex, valid_ex = generate(48, seed=5), generate(4, seed=6)
     tok = build_word_tokenizer([t for ex in train_ex + valid_ex for t in (ex.input, ex.label)]
                                + ["predict: explain: ,"])

@@ -12,10 +12,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attrdistill.arith import evaluate, same_value
 from attrdistill.data.example import read_jsonl_lines
 from attrdistill.data.sources import read_table
-from attrdistill.words import aggregate, token_to_word, word_spans
+from attrdistill.evaluate.arith import evaluate, same_value
+from attrdistill.modeling.words import aggregate, token_to_word, word_spans
 
 # derandomize: the same cases on every run, so CI never fails by luck; raise max_examples to search harder.
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

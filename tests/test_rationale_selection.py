@@ -6,25 +6,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-import attrdistill.attribution as attribution
-from attrdistill.attribution import (
-    METHODS,
-    SCORING_FIELDS,
-    attribute,
-    cache_key,
-    rationale_at,
-    score,
-    scoring_params,
-    select,
-    top_k,
-)
+import attrdistill.attribution.engine as attribution
+from attrdistill.attribution.engine import attribute, cache_key, score, scoring_params
 from attrdistill.attribution.gradients import saliency, target_logits
+from attrdistill.attribution.select import rationale_at, select, top_k, word_scores
 from attrdistill.config import AttributionConfig, ConfigError, load_config
 from attrdistill.data.example import Example
-from attrdistill.evaluation import predict
-from attrdistill.features import collate, encode
-from attrdistill.store import fingerprint
-from attrdistill.words import word_spans
+from attrdistill.evaluate.predict import predict
+from attrdistill.modeling.features import collate, encode
+from attrdistill.modeling.words import word_spans
+from attrdistill.registry.methods import REGISTRY, method_names
+from attrdistill.run.store import fingerprint
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -252,13 +244,13 @@ def test_teacher_wrong_drop_empties_exactly_the_wrong_examples(word_tok, example
 
 def _old_key(examples, method, cfg, prefix="", max_input_length=512, max_target_length=128, seed=0, model_key=""):
     """The shard key as it was before these options existed."""
-    params = {f: getattr(cfg, f) for f in SCORING_FIELDS.get(method, ())}
+    params = {f: getattr(cfg, f) for f in REGISTRY[method].fields}
     return fingerprint(method, params, cfg.target if method != "random" else None, prefix, max_input_length,
                        max_target_length, seed if method == "random" else None, model_key, cfg.shard_size,
                        [(ex.id, ex.input, ex.label) for ex in examples])
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", method_names())
 def test_defaults_keep_the_cache_key(examples, method):
     cfg = AttributionConfig()
     assert not {"quantity", "steps", "teacher_wrong", "mass", "order"} & set(scoring_params(method, cfg))
@@ -346,4 +338,4 @@ def test_aligned_margin_scores_are_batch_invariant(word_tok, examples, method):
     for a, t, ex in zip(alone, together, examples):
         torch.testing.assert_close(torch.tensor(t[key]), torch.tensor(a[key]), atol=1e-5, rtol=1e-4)
         n = len(word_spans(ex.input))
-        torch.testing.assert_close(attribution.word_scores(t, n), attribution.word_scores(a, n), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(word_scores(t, n), word_scores(a, n), atol=1e-5, rtol=1e-4)

@@ -6,7 +6,7 @@ import pytest
 
 from attrdistill.data.example import read_jsonl, write_jsonl
 from attrdistill.errors import DataError
-from attrdistill.records import AttributionRow, Prediction, SparseLogits, TrainRow, WordScores, attribution_rows
+from attrdistill.run.records import AttributionRow, Prediction, SparseLogits, TrainRow, WordScores, attribution_rows
 
 
 def test_attribution_rows_round_trip_and_write_optional_fields_only_when_set(tmp_path):
@@ -32,7 +32,8 @@ def test_a_malformed_attribution_row_names_its_id_and_fields(row, says):
 def test_train_rows_and_predictions_read_their_json_forms():
     row = TrainRow.from_json({"source": "s", "target": "t", "kd": {"ids": [[1]], "logits": [[0.5]], "log_norm": [1.0]},
                               "match": {"input": "x", "prefix": "p: ", "scores": [1.0]}})
-    assert row.kd == SparseLogits([[1]], [[0.5]], [1.0]) and row.terms == {"match": WordScores("x", "p: ", [1.0])}
+    assert row.signals["kd"] == SparseLogits([[1]], [[0.5]], [1.0])
+    assert row.terms == {"match": WordScores("x", "p: ", [1.0])}
     with pytest.raises(DataError, match="train row: expected the fields source, target.*got source, targt"):
         TrainRow.from_json({"source": "s", "targt": "t"})
     got = Prediction.from_json({"id": 3, "prediction": "a", "label": "a", "correct": 1})

@@ -14,9 +14,9 @@ import pytest
 from attrdistill.config import load_config
 from attrdistill.data import write_jsonl
 from attrdistill.data.example import Example
-from attrdistill.records import attribution_file
-from attrdistill.report import write_report
-from attrdistill.words import words
+from attrdistill.modeling.words import words
+from attrdistill.report.document import write_report
+from attrdistill.run.layout import Layout
 
 INPUTS = ["Lucy packed a ladder and Leo walked to the reef.", "Ben took the tent, and Omar walked to the summit.",
           "Grace left a pear at home; the wind was cold.", "Tom carried the brush to the desert.",
@@ -77,7 +77,7 @@ def _fake_run(run: Path, curves: bool = True) -> None:
             top = sorted(range(len(ws)), key=lambda i: -scores[i])[:3]
             rows.append({"id": ex.id, "target": ex.label, "words": ws, "scores": scores, "top": top,
                          "rationale": ", ".join(ws[i] for i in top)})
-        write_jsonl(attribution_file(run, method), rows)
+        write_jsonl(Layout(run).attributions(method), rows)
     if curves:
         dirs = [run / "teacher"] + [run / "students" / v / f"seed{s}" for v in ("standard", "saliency") for s in (0, 1)]
         for i, d in enumerate(dirs):

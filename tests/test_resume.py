@@ -103,7 +103,7 @@ def test_damaged_artifacts_are_detected_and_recomputed(uninterrupted, tmp_path, 
 
 
 def test_a_checkpoint_cut_short_is_skipped(tmp_path):
-    from attrdistill.training import last_checkpoint
+    from attrdistill.distill.trainer import last_checkpoint
     for step, state in ((2, "{}"), (10, "{}"), (12, '{"log_hist')):   # 12 was being written when killed
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)

@@ -8,7 +8,7 @@ from attrdistill.cli import main
 from attrdistill.config import DataConfig, load_config
 from attrdistill.data.sources import build_splits, read_table, show
 from attrdistill.errors import ConfigError
-from attrdistill.evaluation import accuracy, matcher
+from attrdistill.evaluate.answers import accuracy, matcher
 
 
 def test_cqa_splits_follow_dsbs(shared):
@@ -78,12 +78,12 @@ def test_data_show(shared, capsys):
 
 
 def test_single_sequence_answers_are_read_after_the_mark():
-    from attrdistill.evaluation import answer_of
+    from attrdistill.evaluate.answers import answer_of
     assert answer_of("boss, charge, so the answer is in charge of project") == "in charge of project"
     assert answer_of("plain label") == "plain label"
     assert matcher("cqa")("a, b, so the answer is wooded area", "wooded area")
     assert matcher("svamp")("10, 45, so the answer is (10 * 45)", "( 450.0 )")
-    from attrdistill.evaluation import rationale_of, single_target
+    from attrdistill.evaluate.answers import rationale_of, single_target
     for fmt in ("single", "label_first"):
         text = single_target("in charge", "boss, charge", fmt)
         assert answer_of(text) == "in charge" and normalize_words(rationale_of(text)) == ["boss", "charge"]
@@ -93,7 +93,7 @@ def test_single_sequence_answers_are_read_after_the_mark():
 
 
 def normalize_words(text: str) -> list[str]:
-    from attrdistill.words import is_punctuation, words
+    from attrdistill.modeling.words import is_punctuation, words
     return [w for w in words(text) if not is_punctuation(w)]
 
 
@@ -155,7 +155,7 @@ def test_esnli_csv_loader_is_for_esnli_only():
 
 def test_human_variant_rationales_are_the_highlighted_words(shared):
     from attrdistill.config import RunConfig
-    from attrdistill.pipeline import rationales_for
+    from attrdistill.distill.rows import rationales_for
     test = build_splits(DataConfig(source="cqa", path=str(shared / "data" / "dsbs"), limit=3))["test"]
     got = rationales_for(None, RunConfig(), "human", test)
     assert got[test[0].id] == "their, supplies, come"
@@ -184,7 +184,7 @@ def test_own_files_with_decisive_words_train_the_oracle_and_report_recall(tmp_pa
     import json
 
     from attrdistill.data.synthetic import generate
-    from attrdistill.words import words
+    from attrdistill.modeling.words import words
     for name, seed, n in (("train", 0, 40), ("test", 1, 12)):
         rows = [{"input": ex.input, "label": ex.label, "why": [words(ex.input)[i] for i in ex.decisive]}
                 for ex in generate(n, seed=seed)]

@@ -9,14 +9,8 @@ import torch
 
 from attrdistill.cli import main
 from attrdistill.config import ConfigError, ModelConfig, load_config
-from attrdistill.models import (
-    block_influence,
-    calibration_batches,
-    keep_blocks,
-    keep_influential,
-    load_model,
-    load_trained,
-)
+from attrdistill.modeling.models import load_model, load_trained
+from attrdistill.modeling.pruning import block_influence, calibration_batches, keep_blocks, keep_influential
 from tests.test_causal import TINY, tiny_llama
 
 

@@ -11,8 +11,8 @@ import torch
 from transformers import Seq2SeqTrainingArguments
 
 from attrdistill.config import ModelConfig
-from attrdistill.features import collate
-from attrdistill.training import TwoTaskTrainer, features
+from attrdistill.distill.trainer import TwoTaskTrainer, features
+from attrdistill.modeling.features import collate
 from tests.conftest import tiny_t5
 
 
@@ -45,7 +45,7 @@ def test_label_only_rows_give_the_label_loss(word_tok, examples, tmp_path):
 def test_teacher_forced_validation_equals_greedy_decoding(word_tok, examples, tmp_path, causal):
     """One forward pass judges each validation example exactly as greedy decoding does, at every evaluation."""
     from attrdistill.config import TrainConfig
-    from attrdistill.training import train
+    from attrdistill.distill.trainer import train
     from tests.test_causal import tiny_llama
     rows = [{"source": "predict: " + ex.input, "target": ex.label} for ex in examples[:24]]
     cfg = ModelConfig(train=TrainConfig(learning_rate=3e-3, batch_size=8, max_steps=60, eval_steps=10))
@@ -63,7 +63,7 @@ def test_teacher_forced_validation_equals_greedy_decoding(word_tok, examples, tm
 @pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None, reason="the tensorboard package is not installed")
 def test_report_to_tensorboard_writes_event_files(word_tok, examples, tmp_path):
     from attrdistill.config import TrainConfig
-    from attrdistill.training import train
+    from attrdistill.distill.trainer import train
     rows = [{"source": "predict: " + ex.input, "target": ex.label} for ex in examples[:8]]
     cfg = ModelConfig(train=TrainConfig(batch_size=4, max_steps=4, eval_steps=2))
     train(tiny_t5(len(word_tok)), word_tok, rows, rows, cfg, tmp_path, report_to=["tensorboard"])
@@ -72,8 +72,8 @@ def test_report_to_tensorboard_writes_event_files(word_tok, examples, tmp_path):
 
 def test_report_to_changes_no_fingerprint():
     from attrdistill.config import load_config
-    from attrdistill.pipeline import plan
-    from attrdistill.runner import fingerprints
+    from attrdistill.run.plan import plan
+    from attrdistill.run.runner import fingerprints
     plain, tracked = load_config(), load_config(overrides=["report_to=[tensorboard]"])
     assert tracked.report_to == ["tensorboard"]
     assert fingerprints(plan(Path("run"), plain)) == fingerprints(plan(Path("run"), tracked))

@@ -7,8 +7,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from attrdistill.models import build_word_tokenizer
-from attrdistill.words import aggregate, token_to_word, word_spans, words
+from attrdistill.modeling.models import build_word_tokenizer
+from attrdistill.modeling.words import aggregate, token_to_word, word_spans, words
 
 TEXT = "The unbelievably talkative boss, surprisingly, didn't mention photosynthesis."
 PREFIX = "predict: "

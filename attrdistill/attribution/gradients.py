@@ -17,7 +17,8 @@ z[gold] - max_{v != gold} z[v] (the decision rather than the logit's size). Only
 `gold_logits_only`; the other two need the full vocabulary's logits.
 
 `step_scores` gives the per-target-token scores (one row per target position j, one backward each)
-that `attribution.order: aligned` needs to pair rationale words with label tokens.
+that `attribution.order: aligned` needs to pair rationale words with label tokens; each method's
+`*_with_steps` (its registry entry's `steps`) gives its scores and its steps together.
 
 Decoder-only models (`features.is_causal`) take the causal layout of `features.encode`: input_ids
 hold prompt + target, labels are -100 on the prompt. The definition is the same -- the logit that
@@ -36,7 +37,7 @@ from transformers import PreTrainedModel
 
 from attrdistill.config import QUANTITIES, AttributionConfig
 from attrdistill.errors import ConfigError
-from attrdistill.features import is_causal
+from attrdistill.modeling.features import is_causal
 
 
 @contextmanager
@@ -187,33 +188,36 @@ def input_x_gradient(model: PreTrainedModel, batch: dict[str, torch.Tensor],
         return (grad.float() * embeds.float()).sum(-1).abs() * scored_mask(model, batch)
 
 
-STEP_METHODS = ("saliency", "saliency_stepwise", "input_x_gradient")   # those with a per-target-token analogue
-# Per target position: (gradient d q_j / d e, embeddings) -> (batch, input_len) token scores.
-StepReduce = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Per target position: (gradient d q_j / d e, embeddings, cfg) -> (batch, input_len) token scores. A method's
+# `*_with_steps` (its registry entry's `steps`) names its own reduction; nothing here dispatches on a name.
+StepReduce = Callable[[torch.Tensor, torch.Tensor, "AttributionConfig | None"], torch.Tensor]
 
 
-def _step_reduce(method: str, cfg: AttributionConfig | None) -> StepReduce:
-    """The per-target-token analogue of a method's score (what `step_scores` gives per j)."""
-    if method == "saliency":
-        return lambda grad, embeds: grad.float().abs().sum(-1)
-    if method == "saliency_stepwise":
-        p = 2 if cfg is not None and cfg.norm == "l2" else 1
-        return lambda grad, embeds: grad.float().norm(p=p, dim=-1)
-    if method == "input_x_gradient":
-        return lambda grad, embeds: (grad.float() * embeds.float()).sum(-1).abs()
-    raise ConfigError(f"attribution.order: aligned needs per-target-token scores, which {method!r} does not give; "
-                      f"expected one of {', '.join(STEP_METHODS)} (or occlusion)")
+def saliency_step(grad: torch.Tensor, embeds: torch.Tensor, cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """saliency per target token: |d q_j / d e_i|_1."""
+    return grad.float().abs().sum(-1)
+
+
+def stepwise_step(grad: torch.Tensor, embeds: torch.Tensor, cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """saliency_stepwise per target token: the l1 or l2 norm (attribution.norm) of d q_j / d e_i."""
+    return grad.float().norm(p=2 if cfg is not None and cfg.norm == "l2" else 1, dim=-1)
+
+
+def input_x_gradient_step(grad: torch.Tensor, embeds: torch.Tensor,
+                          cfg: AttributionConfig | None = None) -> torch.Tensor:
+    """input_x_gradient per target token: |e_i . d q_j / d e_i|."""
+    return (grad.float() * embeds.float()).sum(-1).abs()
 
 
 def _steps(model: PreTrainedModel, batch: dict[str, torch.Tensor], reduce: StepReduce,
-           quantity: str) -> Iterator[torch.Tensor]:
-    """reduce(d q_j / d e, e) * mask_j, (batch, input_len) float32, for j = 0, 1, ...: one backward each."""
+           cfg: AttributionConfig | None) -> Iterator[torch.Tensor]:
+    """reduce(d q_j / d e, e, cfg) * mask_j, (batch, input_len) float32, for j = 0, 1, ...: one backward each."""
     embeds = _embeddings(model, batch)
-    gold = target_logits(model, embeds, batch, quantity=quantity)
+    gold = target_logits(model, embeds, batch, quantity=_quantity(cfg))
     mask = target_mask(model, batch["labels"])
     for j in range(gold.shape[1]):
         (grad,) = torch.autograd.grad(gold[:, j].sum(), embeds, retain_graph=j + 1 < gold.shape[1])
-        yield reduce(grad, embeds.detach()) * mask[:, j:j + 1]
+        yield reduce(grad, embeds.detach(), cfg) * mask[:, j:j + 1]
 
 
 def _stepwise_mean(model: PreTrainedModel, batch: dict[str, torch.Tensor],
@@ -233,8 +237,7 @@ def saliency_stepwise(model: PreTrainedModel, batch: dict[str, torch.Tensor],
     before the mean, so it needs one backward per target position (batched over examples).
     """
     with frozen(model):
-        steps = _steps(model, batch, _step_reduce("saliency_stepwise", cfg), _quantity(cfg))
-        return _stepwise_mean(model, batch, steps)
+        return _stepwise_mean(model, batch, _steps(model, batch, stepwise_step, cfg))
 
 
 def _stacked(model: PreTrainedModel, batch: dict[str, torch.Tensor], steps: list[torch.Tensor]) -> torch.Tensor:
@@ -245,27 +248,34 @@ def _stacked(model: PreTrainedModel, batch: dict[str, torch.Tensor], steps: list
     return torch.stack(steps, 1) * scored.unsqueeze(1)
 
 
-def step_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor], method: str,
+def step_scores(model: PreTrainedModel, batch: dict[str, torch.Tensor], reduce: StepReduce,
                 cfg: AttributionConfig | None = None) -> torch.Tensor:
-    """(batch, target_len, input_len) float32: row j holds the token scores that explain target token j alone.
-
-    saliency: |d q_j / d e_i|_1 (the quantity saliency_stepwise averages); saliency_stepwise: the same
-    in its norm; input_x_gradient: |e_i . d q_j / d e_i|. 0 on padding, on target positions past a
-    row's own target, and on causal target tokens.
-    """
+    """(batch, target_len, input_len) float32: row j holds the token scores that explain target token j alone,
+    `reduce` of its gradient (e.g. `saliency_step`: |d q_j / d e_i|_1, the quantity saliency_stepwise averages).
+    0 on padding, on target positions past a row's own target, and on causal target tokens."""
     with frozen(model):
-        return _stacked(model, batch, list(_steps(model, batch, _step_reduce(method, cfg), _quantity(cfg))))
+        return _stacked(model, batch, list(_steps(model, batch, reduce, cfg)))
 
 
-def with_steps(model: PreTrainedModel, batch: dict[str, torch.Tensor], method: str,
-               cfg: AttributionConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the method's token scores, its `step_scores`); saliency_stepwise gets both from the same backwards."""
-    if method == "saliency_stepwise":
-        with frozen(model):
-            steps = list(_steps(model, batch, _step_reduce(method, cfg), _quantity(cfg)))
-            return _stepwise_mean(model, batch, iter(steps)), _stacked(model, batch, steps)
-    token = {"saliency": saliency, "input_x_gradient": input_x_gradient}[method](model, batch, cfg)
-    return token, step_scores(model, batch, method, cfg)
+def saliency_with_steps(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                        cfg: AttributionConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(saliency's token scores, its step scores): the registry entry's `steps` for order: aligned."""
+    return saliency(model, batch, cfg), step_scores(model, batch, saliency_step, cfg)
+
+
+def input_x_gradient_with_steps(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                                cfg: AttributionConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_x_gradient's token scores, its step scores)."""
+    return input_x_gradient(model, batch, cfg), step_scores(model, batch, input_x_gradient_step, cfg)
+
+
+def saliency_stepwise_with_steps(model: PreTrainedModel, batch: dict[str, torch.Tensor],
+                                 cfg: AttributionConfig | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(saliency_stepwise's token scores, its step scores), both from the same backwards: its scores are the
+    mean of its steps."""
+    with frozen(model):
+        steps = list(_steps(model, batch, stepwise_step, cfg))
+        return _stepwise_mean(model, batch, iter(steps)), _stacked(model, batch, steps)
 
 
 def _baseline(model: PreTrainedModel, batch: dict[str, torch.Tensor], kind: str) -> torch.Tensor:

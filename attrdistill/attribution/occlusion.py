@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from attrdistill.attribution.gradients import target_scores
-from attrdistill.features import collate, length_batches, without_tokens
+from attrdistill.modeling.features import collate, length_batches, without_tokens
 
 
 def deletions(feat: dict[str, Any], n_words: int) -> list[dict[str, list[int]]]:

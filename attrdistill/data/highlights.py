@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from attrdistill.words import is_punctuation, word_spans
+from attrdistill.modeling.words import is_punctuation, word_spans
 
 _WORD_CHAR = re.compile(r"\w")
 

@@ -17,7 +17,7 @@ from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import Example, read_jsonl_lines, read_text
 from attrdistill.errors import DataError
-from attrdistill.words import words
+from attrdistill.modeling.words import words
 
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:

@@ -19,7 +19,7 @@ import random
 import re
 
 from attrdistill.data.example import Example
-from attrdistill.words import word_spans
+from attrdistill.modeling.words import word_spans
 
 PURPOSES = ["shine", "steer", "climb", "boil", "reach", "build"]
 QUALITIES = ["wet", "dark", "shady", "salty", "low", "high"]

@@ -15,13 +15,11 @@ A variant names at most one objective and at most one rationale source, joined b
   student's own saliency pulled toward those scores (`matching.py`). Combines with the others.
 
 A new objective, term or source is one entry here (plus what it computes, in its own module); config
-validation, the docs of `distill.variants`, the plan and the trainer read these tables. An objective's
-entry names the teacher's unit its students read (`reads`: its cached logits or outputs), the distill
-settings that change them, how a train row takes the teacher's row (`attach`) and the loss that replaces
-the label's cross-entropy (`loss`, built from those settings): the plan gives its students those
-dependencies and fingerprints, `pipeline.train_rows` and the trainer apply it, all without a branch on
-its name. A new kind of teacher signal (not logits, not outputs) also needs its unit in
-`pipeline.TEACHER_SIGNALS` and a field of `records.TrainRow`.
+validation, the docs of `distill.variants`, the plan, the trainer and the report read these tables. An
+objective's entry names the teacher signal its students read (`reads`, an entry of `registry.signals`: the
+teacher's cached logits or outputs), the distill settings that change them and the loss that replaces the
+label's cross-entropy (`loss`, built from those settings): the plan gives its students those dependencies and
+fingerprints, `distill.rows.train_rows` and the trainer apply it, all without a branch on its name.
 """
 
 from __future__ import annotations
@@ -31,7 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from attrdistill.errors import ConfigError, DataError
-from attrdistill.records import SparseLogits, TrainRow
+from attrdistill.modeling.words import words
+from attrdistill.registry import imported
+from attrdistill.registry.methods import method_names
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,11 @@ class Objective:
     """What a student is trained to output for the label, what of the teacher's it reads, and its loss."""
 
     doc: str
-    reads: str | None = None          # the teacher's unit its students read (pipeline.TEACHER_SIGNALS)
+    reads: str | None = None          # the teacher signal its students read (registry.signals.SIGNALS)
     settings: tuple[str, ...] = ()    # the distill.* fields that change its students (and build its loss)
-    # How a train row takes the teacher's row of its example (the flag: the target goes on past the label).
-    attach: Callable[[TrainRow, dict[str, Any], bool], None] | None = None
     # "module:name" called with the settings' values -> loss(target logits, label CE, batch) replacing the CE
     loss: str | None = None
+    baseline: bool = False            # a baseline every student is compared with in the report ('vs kd')
 
     def loss_function(self, distill: Any) -> Callable[..., Any] | None:
         """Its loss term built from the `distill` config's settings (imported now), or None: the label's CE."""
@@ -53,27 +52,17 @@ class Objective:
 
 def _built(ref: str, settings: tuple[str, ...], distill: Any) -> Any:
     """The "module:name" a registry entry names, called with the values of its distill.* settings."""
-    from attrdistill.methods import imported
     return imported(ref)(*[getattr(distill, f) for f in settings])
-
-
-def _take_logits(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:
-    row.kd = SparseLogits.from_json(teacher)
-    if goes_on:   # 'X, because ...': the teacher's last entry predicts the label's EOS, where this target goes on
-        row.kd = row.kd.without_last()
-
-
-def _take_output(row: TrainRow, teacher: dict[str, Any], goes_on: bool) -> None:
-    row.target = teacher["prediction"]
 
 
 OBJECTIVES: dict[str, Objective] = {
     "label": Objective("cross-entropy on the gold label (implicit: a variant without an objective uses it)"),
     "kd": Objective("(1 - distill.kd_alpha) CE + kd_alpha T^2 D(p_teacher^T || p_student^T) on the label tokens, from "
                     "the teacher's cached top-K logits (same vocabulary needed)", "teacher_logits",
-                    ("kd_alpha", "kd_temperature", "kd_divergence", "kd_beta"), _take_logits, "attrdistill.kd:KDLoss"),
+                    ("kd_alpha", "kd_temperature", "kd_divergence", "kd_beta"), "attrdistill.distill.kd:KDLoss",
+                    baseline=True),
     "seqkd": Objective("cross-entropy on the teacher's greedy output instead of the gold label (sequence-level KD)",
-                       "teacher_outputs", attach=_take_output),
+                       "teacher_outputs"),
 }
 
 
@@ -90,9 +79,9 @@ class Term:
     doc: str
     settings: tuple[str, ...]   # the distill.* fields that change its students (and build it)
     impl: str
+    shown: str = ""             # how the report names the words that guide it (its students generate none)
 
     def implementation(self) -> Any:
-        from attrdistill.methods import imported
         return imported(self.impl)
 
     def build(self, distill: Any) -> Any:
@@ -103,15 +92,19 @@ class Term:
 TERMS: dict[str, Term] = {
     "match": Term("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) "
                   "to the label loss (attribution matching, a double backward)", ("match_weight",),
-                  "attrdistill.matching:AttributionMatching"),
+                  "attrdistill.distill.matching:AttributionMatching", "words its saliency is pulled toward"),
 }
-# name -> its doc; attribution methods (top-k words of the teacher) are rationale sources too.
-RATIONALES: dict[str, str] = {
-    "oracle": "the task's true decisive words, in label order (builtin task, or data with highlights)",
-    "oracle_shuffled": "the same words in a seeded random order per example (a control: word choice without order)",
-    "dsbs": "the data's LLM (PaLM) rationales: Distilling Step-by-Step",
-    "human": "the data's human highlights: CoS-E spans on cqa, e-SNLI marks",
-}
+
+STANDARD = "standard"   # the label-only student: every other is compared with it
+
+
+@dataclass(frozen=True)
+class RationaleSource:
+    """A rationale source the data gives (attribution methods, the teacher's top-k words, are sources too)."""
+
+    doc: str
+    text: Callable[[Any, int], str]   # (example, data seed) -> its rationale; DataError where the data lacks it
+    reference: bool = False           # the task's true words: listed beside the attribution methods, recall 1
 
 
 @dataclass(frozen=True)
@@ -139,8 +132,8 @@ class Variant:
 def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
     """'kd+saliency@k3' -> Variant('kd', 'saliency', 3); ValueError naming the part that is not known."""
     if methods is None:
-        from attrdistill.config import METHODS as methods  # noqa: N811 (config imports this module lazily)
-    if name == "standard":
+        methods = method_names()   # the live registry: a method registered at run time is known at once
+    if name == STANDARD:
         return Variant()
     objective, rationale, k, term, guide = "label", None, None, None, None
     for part in name.split("+"):
@@ -160,7 +153,7 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
         if at and not (tail.isdigit() and int(tail) > 0 and base in methods):
             raise ConfigError(f"variant {name!r}: '{part}' should be <method>@k<k> with k > 0")
         if base not in RATIONALES and base not in methods:
-            known = ", ".join(["standard", *[o for o in OBJECTIVES if o != "label"], *[f"{t}:<method>" for t in TERMS],
+            known = ", ".join([STANDARD, *[o for o in OBJECTIVES if o != "label"], *[f"{t}:<method>" for t in TERMS],
                                *RATIONALES, *methods])
             raise ConfigError(f"variant {name!r}: unknown part {part!r}; expected '+'-joined parts of {known}")
         if rationale is not None:
@@ -183,7 +176,6 @@ def _shuffled(ex: Any, seed: int) -> list[int]:
 
 
 def _indices_text(ex: Any, indices: list[int]) -> str:
-    from attrdistill.words import words  # torch-free import of this module: config reads the registries
     return ", ".join(words(ex.input)[i] for i in indices)
 
 
@@ -200,33 +192,37 @@ def _dsbs(ex: Any) -> str:
     return ex.rationale
 
 
-# The data-given sources: example (and data seed) -> rationale text.
-GIVEN: dict[str, Callable[[Any, int], str]] = {
-    "oracle": lambda ex, seed: _indices_text(ex, _decisive(ex)),
-    "oracle_shuffled": lambda ex, seed: _indices_text(ex, _shuffled(ex, seed)),
-    "dsbs": lambda ex, seed: _dsbs(ex),
-    "human": lambda ex, seed: _human(ex),
+# name -> entry; the data-given rationale sources.
+RATIONALES: dict[str, RationaleSource] = {
+    "oracle": RationaleSource("the task's true decisive words, in label order (builtin task, or data with "
+                              "highlights)", lambda ex, seed: _indices_text(ex, _decisive(ex)), reference=True),
+    "oracle_shuffled": RationaleSource("the same words in a seeded random order per example (a control: word "
+                                       "choice without order)",
+                                       lambda ex, seed: _indices_text(ex, _shuffled(ex, seed))),
+    "dsbs": RationaleSource("the data's LLM (PaLM) rationales: Distilling Step-by-Step", lambda ex, seed: _dsbs(ex)),
+    "human": RationaleSource("the data's human highlights: CoS-E spans on cqa, e-SNLI marks",
+                             lambda ex, seed: _human(ex)),
 }
 
 
 def given_rationales(source: str, examples: list[Any], seed: int) -> dict[str, str]:
     """id -> rationale text of a data-given source (oracle, oracle_shuffled, dsbs, human)."""
-    return {ex.id: GIVEN[source](ex, seed) for ex in examples}
+    return {ex.id: RATIONALES[source].text(ex, seed) for ex in examples}
 
 
 def check_available(variant: str, examples: list[Any]) -> None:
     """ValueError before any work when the data lacks what a variant's rationale source reads."""
     source = parse_variant(variant).rationale
-    if source in GIVEN:
+    if source in RATIONALES:
         for ex in examples:
-            GIVEN[source](ex, 0)
+            RATIONALES[source].text(ex, 0)
 
 
 def variants_doc() -> str:
     """The doc of `distill.variants`, from the two registries."""
     objectives = "; ".join([f"{k}: {v.doc}" for k, v in OBJECTIVES.items() if k != "label"]
                            + [f"{k}:<method>: {v.doc}" for k, v in TERMS.items()])
-    sources = "; ".join(f"{k}: {v}" for k, v in RATIONALES.items())
+    sources = "; ".join(f"{k}: {v.doc}" for k, v in RATIONALES.items())
     return ("Students to train. 'standard' = label only. A variant is an optional objective and an optional "
             "rationale source joined by '+', e.g. kd, saliency, kd+saliency, saliency@k3. Objectives: "
             f"{objectives}. Rationale sources: any attribution method's name (the teacher's top-k words by it, e.g. "

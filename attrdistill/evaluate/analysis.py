@@ -26,10 +26,10 @@ import torch
 from attrdistill.attribution.gradients import frozen
 from attrdistill.attribution.occlusion import log_probs
 from attrdistill.data.example import Example
-from attrdistill.evaluation import answer_of, normalize
-from attrdistill.features import encode, is_causal, without_tokens
-from attrdistill.records import AttributionRow, Prediction
-from attrdistill.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
+from attrdistill.evaluate.answers import answer_of, normalize
+from attrdistill.modeling.features import encode, is_causal, without_tokens
+from attrdistill.modeling.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
+from attrdistill.run.records import AttributionRow, Prediction
 
 
 def _check_aligned(a_ids: Sequence[str], b_ids: Sequence[str], what: str) -> None:

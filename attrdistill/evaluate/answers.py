@@ -1,19 +1,17 @@
-"""Evaluation: greedy predictions of a model on examples, and exact-match accuracy.
+"""How answers are judged: exact match after normalising, CQA's choice letters, SVAMP's equation values.
 
-    preds = predict(model, tok, ["predict: " + ex.input for ex in test], batch_size=128)
-    acc = accuracy(preds, [ex.label for ex in test])
+    acc = accuracy(preds, [ex.label for ex in test], matcher("cqa"), [ex.choices for ex in test])
+    answer_of("w1, w2, so the answer is X")     # "X": the answer part of a one-sequence output
+
+Torch-free: the plan, the train rows and the report read these without loading a model.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import torch
-from tqdm.auto import tqdm
-
-from attrdistill.arith import same_value
-from attrdistill.features import collate, encode, is_causal, length_batches
+from attrdistill.evaluate.arith import same_value
 
 
 def normalize(text: str) -> str:
@@ -83,30 +81,3 @@ def accuracy(predictions: Sequence[str], labels: Sequence[str], correct: Matcher
         raise ValueError(f"accuracy: {len(predictions)} predictions for {len(labels)} labels")
     choices = choices or [None] * len(labels)
     return sum(correct(p, g, c) for p, g, c in zip(predictions, labels, choices)) / len(labels)
-
-
-@torch.no_grad()
-def predict(model: Any, tokenizer: Any, sources: Sequence[str], batch_size: int = 64, max_new_tokens: int = 64,
-            max_input_length: int = 512) -> list[str]:
-    """Greedy decoding of every source, batched by length; returns texts in input order.
-
-    A decoder-only model gets the prompt layout of `features.encode`, left-padded so that every row
-    continues from its own last token, and only the tokens it generates are decoded.
-    """
-    model.eval()
-    causal = is_causal(model)
-    feats = encode(tokenizer, sources, None, max_input_length, 0, causal=causal)
-    device = next(model.parameters()).device
-    # A causal model's own generation config may name other stop tokens than the eos its targets end with.
-    stop = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id} if causal else {}
-    out = [""] * len(sources)
-    for idx in tqdm(list(length_batches([len(f["input_ids"]) for f in feats], batch_size)), desc="predict",
-                    unit="batch"):
-        batch = collate([feats[i] for i in idx], tokenizer.pad_token_id, padding_side="left" if causal else "right")
-        gen = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                             max_new_tokens=max_new_tokens, num_beams=1, do_sample=False, **stop)
-        if causal:
-            gen = gen[:, batch["input_ids"].shape[1]:]
-        for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True)):
-            out[i] = text.strip()
-    return out

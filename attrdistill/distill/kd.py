@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from attrdistill.data.example import read_jsonl, write_jsonl
 from attrdistill.errors import ConfigError
-from attrdistill.features import collate, encode, is_causal, length_batches
-from attrdistill.store import crash_point, fingerprint
+from attrdistill.modeling.features import collate, encode, is_causal, length_batches
+from attrdistill.run.store import crash_point, fingerprint
 
 log = logging.getLogger(__name__)
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]

@@ -15,31 +15,30 @@ with the calling convention of its kind, and add one entry below (plus a test of
 - "seeded": `fn(examples, n_words, seed) -> one list of word scores per example`: no model, no target, the
   same scores for the same run seed (the random-words control).
 
-`steps` names a function that gives, beside the scores, per-target-token ("step") scores, which
+`steps` names the function that gives, beside the scores, per-target-token ("step") scores, which
 `attribution.order: aligned` needs; without it the method is refused under that order. Token kind:
-`fn(model, batch, method, cfg) -> (token scores, (batch, target_len, input_len) step scores)`, given the
-method's name so that one function may serve several methods (`gradients.with_steps` does); word kind:
-`fn(model, feats, n_words, pad_id, batch_size, quantity) -> (word scores, a (target_len, n_words) tensor
-per example)`.
+`fn(model, batch, cfg) -> (token scores, (batch, target_len, input_len) step scores)` (gradients.py builds
+each method's from its per-step reduction); word kind: `fn(model, feats, n_words, pad_id, batch_size,
+quantity) -> (word scores, a (target_len, n_words) tensor per example)`.
 
 `fields` are the attribution.* fields a method's scores depend on beyond those every model-based method's
 shard key covers (target, quantity, order: aligned, teacher_wrong): they enter the shard cache key, so a
 changed value recomputes and an unchanged one reuses the cache.
 
 Config validation (attribution.method, analysis.methods, distill.variants, order: aligned), the doc of
-attribution.method (`attrdistill config`, `--help`) and the dispatch of `attribution.score` read this table.
+attribution.method (`attrdistill config`, `--help`), the plan, the report and the dispatch of the attribution
+engine read this table, always the live one: a method registered at run time is seen by all of them.
 Functions are named as "module:function" and imported only when called, so this module -- and with it
-`attrdistill.config` and the CLI's help -- imports no torch. For the same reason it lives outside the
-`attribution` package, whose __init__ imports torch.
+`attrdistill.config` and the CLI's help -- imports no torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from attrdistill.errors import ConfigError
+from attrdistill.registry import imported
 
 Kind = Literal["token", "word", "seeded"]
 
@@ -77,12 +76,6 @@ class AttributionMethod:
         return imported(path)
 
 
-def imported(path: str) -> Any:
-    """The object a registry entry names by "module:name" (imported on this call, so registries stay torch-free)."""
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 _GRADIENTS = "attrdistill.attribution.gradients"
 _OCCLUSION = "attrdistill.attribution.occlusion"
 
@@ -90,13 +83,14 @@ _OCCLUSION = "attrdistill.attribution.occlusion"
 REGISTRY: dict[str, AttributionMethod] = {
     "saliency": AttributionMethod(
         doc="the paper's: L1 norm of the gradient of the mean target logit w.r.t. each input token's embedding",
-        kind="token", scores=f"{_GRADIENTS}:saliency", steps=f"{_GRADIENTS}:with_steps"),
+        kind="token", scores=f"{_GRADIENTS}:saliency", steps=f"{_GRADIENTS}:saliency_with_steps"),
     "saliency_stepwise": AttributionMethod(
         doc="per target token the norm of its logit's gradient, l1 or l2 by attribution.norm, then the mean",
-        kind="token", scores=f"{_GRADIENTS}:saliency_stepwise", steps=f"{_GRADIENTS}:with_steps", fields=("norm",)),
+        kind="token", scores=f"{_GRADIENTS}:saliency_stepwise", steps=f"{_GRADIENTS}:saliency_stepwise_with_steps",
+        fields=("norm",)),
     "input_x_gradient": AttributionMethod(
         doc="|embedding . gradient| of each input token",
-        kind="token", scores=f"{_GRADIENTS}:input_x_gradient", steps=f"{_GRADIENTS}:with_steps"),
+        kind="token", scores=f"{_GRADIENTS}:input_x_gradient", steps=f"{_GRADIENTS}:input_x_gradient_with_steps"),
     "integrated_gradients": AttributionMethod(
         doc="|sum over dims| of integrated gradients on the path from a baseline embedding, see ig_*",
         kind="token", scores=f"{_GRADIENTS}:integrated_gradients", fields=("ig_steps", "ig_baseline")),
@@ -105,7 +99,7 @@ REGISTRY: dict[str, AttributionMethod] = {
         kind="word", scores=f"{_OCCLUSION}:occlusion", steps=f"{_OCCLUSION}:occlusion_steps", logit="log_prob"),
     "random": AttributionMethod(
         doc="seeded uniform word scores: the control",
-        kind="seeded", scores="attrdistill.attribution:random_word_scores"),
+        kind="seeded", scores="attrdistill.attribution.engine:random_word_scores"),
 }
 
 
@@ -129,3 +123,8 @@ def aligned_names() -> tuple[str, ...]:
 def methods_doc() -> str:
     """The doc of attribution.method: every method with its one line."""
     return "Attribution method: " + "; ".join(f"{name} ({m.doc})" for name, m in REGISTRY.items()) + "."
+
+
+def control() -> str:
+    """The control method every run scores beside the others (the seeded one: random words)."""
+    return next(name for name, m in REGISTRY.items() if m.seeded)

@@ -1,6 +1,6 @@
 """The runner: units of work in one run directory, each done once, resumable, recomputed when its inputs change.
 
-    units = pipeline.plan(run, cfg)          # the whole run as a list of Unit, in order
+    units = plan.plan(run, cfg)              # the whole run as a list of Unit, in order
     execute(run, units, stages=["distill"])  # the units of these verbs (None: all); skips complete ones
     print(describe(run, units))              # which units are done, which would run, and why
 
@@ -27,15 +27,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from attrdistill.distributed import barrier, is_main, on_main_only
 from attrdistill.errors import StageError
-from attrdistill.store import fingerprint, manifest, verify, write_json
+from attrdistill.run.distributed import barrier, is_main, on_main_only
+from attrdistill.run.store import fingerprint, manifest, verify, write_json
 
 log = logging.getLogger("attrdistill")
 
 Stage = Literal["data", "finetune", "attribute", "distill", "evaluate", "analyze", "report"]
-STAGES: tuple[Stage, ...] = ("data", "finetune", "attribute", "distill", "evaluate", "analyze", "report")
-VERB = {"data": "run"}   # the command that makes a stage's units, where it is not the stage's own name
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A stage as the command line knows it: the command that makes its units, and what it does."""
+
+    command: str
+    help: str
+
+
+# The stages in the order they run: the one verb table, read by the CLI (a subcommand per stage that has its
+# own command) and by the runner's "run `attrdistill <command>` first" errors.
+STAGES: dict[Stage, Verb] = {
+    "data": Verb("run", "build the four splits (and a task tokenizer) into RUN/data: part of `attrdistill run`"),
+    "finetune": Verb("finetune", "fine-tune the teacher on teacher_train into RUN/teacher"),
+    "attribute": Verb("attribute", "score input words with the teacher; top-k words become rationales "
+                                   "(RUN/attributions)"),
+    "distill": Verb("distill", "make the teacher's signals and train every student variant x seed on student_train "
+                               "(RUN/students)"),
+    "evaluate": Verb("evaluate", "greedy predictions of teacher and students on the test split (RUN/predictions)"),
+    "analyze": Verb("analyze", "rationale quality per method (recall, faithfulness, human agreement) and "
+                               "prediction overlap"),
+    "report": Verb("report", "write RUN/metrics.json, RUN/report.md and RUN/report.html"),
+}
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,7 @@ def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict], everyone:
 
 def require(run: Path, unit: Unit, fp: str) -> dict:
     """The DONE record of a unit another one reads; a clear error if it is missing, stale or damaged."""
-    out, what, verb = run / unit.key, unit.what or unit.key, VERB.get(unit.stage, unit.stage)
+    out, what, verb = run / unit.key, unit.what or unit.key, STAGES[unit.stage].command
     if not (out / "DONE.json").is_file():
         raise StageError(f"{what} is missing ({out / 'DONE.json'}); run `attrdistill {verb}` on this run directory "
                          "first")

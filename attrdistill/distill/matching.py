@@ -23,9 +23,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from attrdistill.errors import ConfigError
-from attrdistill.features import is_causal
-from attrdistill.records import WordScores
-from attrdistill.words import token_to_word, word_spans
+from attrdistill.modeling.features import is_causal
+from attrdistill.modeling.words import token_to_word, word_spans
+from attrdistill.run.records import WordScores
 
 EPS = 1e-8
 

@@ -19,15 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Union
 
-from attrdistill import heatmap, plots
-from attrdistill.analysis import paired_gain
 from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples
-from attrdistill.paper import paper_accuracy
-from attrdistill.records import attribution_rows
-from attrdistill.words import words
-
-FIGURES = "report_files"
+from attrdistill.evaluate.analysis import paired_gain
+from attrdistill.modeling.words import words
+from attrdistill.registry.methods import REGISTRY
+from attrdistill.registry.variants import OBJECTIVES, STANDARD, TERMS, parse_variant
+from attrdistill.report import heatmap, plots
+from attrdistill.report.paper import paper_accuracy
+from attrdistill.run.layout import TEACHER, TRAIN, Layout, student_key
+from attrdistill.run.records import attribution_rows
 
 
 class Note(str):
@@ -66,13 +67,13 @@ class Section:
 
 def write_report(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> Path:
     """Write RUN/report.md and RUN/report.html (figures in RUN/report_files/); returns report.md's path."""
-    for old in (run / FIGURES).glob("*.png"):   # a figure whose input has gone must not linger
+    lay = Layout(run)
+    for old in lay.figures.glob("*.png"):   # a figure whose input has gone must not linger
         old.unlink()
     parts = sections(run, cfg, metrics, n_examples)
-    path = run / "report.md"
-    path.write_text(markdown(f"attrdistill run `{cfg.name}`", parts), encoding="utf-8")
-    (run / "report.html").write_text(html(f"attrdistill run: {cfg.name}", parts), encoding="utf-8")
-    return path
+    lay.report_md.write_text(markdown(f"attrdistill run `{cfg.name}`", parts), encoding="utf-8")
+    lay.report_html.write_text(html(f"attrdistill run: {cfg.name}", parts), encoding="utf-8")
+    return lay.report_md
 
 
 # ---- what the report says --------------------------------------------------------------------
@@ -108,7 +109,7 @@ def _paired_gain(student: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 def _figure(run: Path, name: str, draw: Callable[[Path], Path | None], caption: str, missing: str) -> Block:
     """The figure `draw` writes to RUN/report_files/<name>.png, or a note when it has nothing to draw."""
-    path = run / FIGURES / f"{name}.png"
+    path = Layout(run).figures / f"{name}.png"
     return Figure(path, caption) if draw(path) is not None else Note(missing)
 
 
@@ -165,9 +166,14 @@ def _verdict(v: dict[str, Any]) -> Section:
         blocks += [f"What each student was taught, on student-train example `{ex['id']}` (label: `{ex['label']}`): "
                    f"\"{ex['input']}\"",
                    Table(["student", "rationale"],
-                         [[f"{name}" + (" (words its saliency is pulled toward)" if name.startswith("match:") else ""),
-                           text] for name, text in ex["rationales"].items()])]
+                         [[name + _guided(name), text] for name, text in ex["rationales"].items()])]
     return Section("Verdict", blocks)
+
+
+def _guided(variant: str) -> str:
+    """' (what its words are)' for a student with a loss term, whose shown words guide it rather than its output."""
+    term = parse_variant(variant).term
+    return f" ({TERMS[term].shown})" if term and TERMS[term].shown else ""
 
 
 def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float] | None) -> Section:
@@ -175,7 +181,8 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     paper_base = paper_accuracy(cfg.paper, "standard")
     f1 = any(s.get("rationale_f1") is not None for s in students.values())
     # The gain every practitioner asks for (over label-only training) and, where kd ran, over plain logit KD.
-    baselines = [b for b in ("standard", "kd") if b in students] or ["standard"]
+    compared = (STANDARD, *(o for o, e in OBJECTIVES.items() if e.baseline))
+    baselines = [b for b in compared if b in students] or [STANDARD]
     header = ["model", "accuracy", "std", "seeds", "per seed", *(f"vs {b}" for b in baselines)]
     header += (["rationale F1"] if f1 else []) + ([f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else [])
     rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", *("" for _ in baselines)] + ([""] if f1 else [])
@@ -218,10 +225,11 @@ def _history(path: Path) -> list[dict] | None:
 
 
 def _curves(run: Path, cfg: RunConfig, m: dict[str, Any]) -> Section:
-    dirs = {"teacher": [run / "teacher"]}
-    dirs.update({v: [run / "students" / v / f"seed{s}" for s in cfg.distill.seeds] for v in m["students"]})
-    histories = {name: [h for d in ds if (h := _history(d / "log_history.json")) is not None]
-                 for name, ds in dirs.items()}
+    lay = Layout(run)
+    keys = {"teacher": [TEACHER]}
+    keys.update({v: [student_key(v, s) for s in cfg.distill.seeds] for v in m["students"]})
+    histories = {name: [h for k in ks if (h := _history(lay.history(k))) is not None]
+                 for name, ks in keys.items()}
     histories = {name: hs for name, hs in histories.items() if hs}
     return Section("Training", [_figure(
         run, "curves", lambda p: plots.curves(histories, p),
@@ -267,9 +275,10 @@ def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
 
 
 def _attribution_methods(run: Path, cfg: RunConfig) -> list[str]:
-    """The attribution files of the run: the configured method first, random last."""
+    """The attribution files of the run: the configured method first, the controls last."""
     found = sorted(p.parent.name for p in (run / "attributions").glob("*/rows.jsonl"))
-    order = [cfg.attribution.method] + [m for m in found if m not in (cfg.attribution.method, "random")] + ["random"]
+    seeded = [m for m in found if REGISTRY[m].seeded]
+    order = [cfg.attribution.method] + [m for m in found if m not in seeded] + seeded
     return [m for m in dict.fromkeys(order) if m in found]
 
 
@@ -281,7 +290,7 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
         if a.get("recall_at_k") is not None:
             blocks.append(f"Recall@{a['k']} of the task's decisive words: **{_pct(a['recall_at_k'])}%** "
                           f"(random words: {_pct(a.get('random_recall_at_k'))}%).")
-    train = run / "data" / "student_train.jsonl"
+    train = Layout(run).split(TRAIN)
     methods = _attribution_methods(run, cfg)
     if not train.is_file() or not methods:
         blocks.append(Note("No examples: data/student_train.jsonl or attributions/ is missing."))
@@ -289,7 +298,7 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
     examples = read_examples(train)[:n]
     rows = {meth: {r.id: r for r in attribution_rows(run, meth)} for meth in methods}
     decisive = any(ex.decisive for ex in examples)
-    shaded = [meth for meth in methods if meth != "random"] or methods   # random scores are noise to look at
+    shaded = [meth for meth in methods if not REGISTRY[meth].seeded] or methods   # random scores are noise to look at
     table = Table(["input", "label"] + methods + (["decisive"] if decisive else []), [])
     heat: list[Block] = []
     for ex in examples:
@@ -341,7 +350,7 @@ def markdown(title: str, parts: list[Section]) -> str:
                 lines += ["| " + " | ".join(map(_md_cell, b.header)) + " |", "|---" * len(b.header) + "|"]
                 lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b.rows]
             elif isinstance(b, Figure):
-                lines.append(f"![{b.caption}]({FIGURES}/{b.path.name})")
+                lines.append(f"![{b.caption}]({b.path.parent.name}/{b.path.name})")
             else:
                 top = set(b.top)
                 lines += [f"{b.caption}  ", "> " + " ".join(f"**{_md_word(w)}**" if i in top else _md_word(w)

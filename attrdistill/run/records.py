@@ -6,10 +6,11 @@
     preds = predictions(run, "teacher")                           # [Prediction(id, prediction, label, correct)]
 
 A train row is the label task's (source, target); a two-task student's row adds the `explain:` source
-and its rationale, a kd student's the teacher's sparse logits of the label's tokens (`SparseLogits`), a
-student with a loss term (`students.TERMS`, e.g. attribution matching) the teacher's word scores of the
-input (`WordScores`). An attribution row (`AttributionRow`, made by `attribution.select`) is one
-example's words, their scores by one method and its top-k rationale.
+and its rationale, a student whose objective reads a teacher signal what that signal carries (under the
+signal's field, `registry.signals`: kd's `SparseLogits` of the label's tokens), a student with a loss term
+(`registry.variants.TERMS`, e.g. attribution matching) the teacher's word scores of the input (`WordScores`).
+An attribution row (`AttributionRow`, made by `attribution.select`) is one example's words, their scores by
+one method and its top-k rationale. Where a run keeps them: `layout.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attrdistill.data.example import read_jsonl
 from attrdistill.errors import DataError
+from attrdistill.registry.signals import SIGNALS, fields
+from attrdistill.registry.variants import TERMS
+from attrdistill.run.layout import Layout
 
 
 @dataclass(frozen=True)
@@ -60,22 +65,22 @@ class TrainRow:
     target: str
     explain_source: str | None = None    # two-task students: the explain: prompt ...
     rationale: str | None = None         # ... and the rationale it is trained to generate
-    kd: SparseLogits | None = None       # kd students: the teacher's sparse logits of the label's tokens
+    # a teacher signal's field -> what it carries (kd students: the teacher's sparse logits of the label's tokens)
+    signals: dict[str, Any] = field(default_factory=dict)
     terms: dict[str, WordScores] = field(default_factory=dict)   # a loss term's name -> the scores guiding it
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> TrainRow:
-        """A row from its JSON form ({"source", "target"} and the optional fields; "kd" and a term's scores, under
-        the term's name, nested)."""
-        from attrdistill.students import TERMS  # students imports this module
-        known = {f.name for f in dataclasses.fields(cls)} - {"terms"}
-        unknown = set(row) - known - set(TERMS)
+        """A row from its JSON form ({"source", "target"} and the optional fields; a signal's value under its
+        field, e.g. "kd", and a term's scores under the term's name, nested)."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"signals", "terms"}
+        unknown = set(row) - known - set(fields()) - set(TERMS)
         if unknown or not {"source", "target"} <= set(row):
-            optional = sorted(known - {"source", "target"}) + list(TERMS)
+            optional = sorted(known - {"source", "target"}) + list(fields()) + list(TERMS)
             raise DataError(f"train row: expected the fields source, target and optionally {', '.join(optional)}; "
                             f"got {', '.join(sorted(row))}")
         return cls(row["source"], row["target"], row.get("explain_source"), row.get("rationale"),
-                   SparseLogits.from_json(row["kd"]) if row.get("kd") is not None else None,
+                   {f: SIGNALS[name].from_json(row[f]) for f, name in fields().items() if row.get(f) is not None},
                    {t: WordScores.from_json(row[t]) for t in TERMS if row.get(t) is not None})
 
 
@@ -133,18 +138,9 @@ def as_train_rows(rows: list[TrainRow] | list[dict[str, Any]]) -> list[TrainRow]
 
 def predictions(run: Path, model: str) -> list[Prediction]:
     """A model's test predictions ('teacher', '<variant>-seed<n>'), as the evaluate unit wrote them."""
-    from attrdistill.data.example import read_jsonl
-    return [Prediction.from_json(r) for r in read_jsonl(run / "predictions" / model / "test.jsonl")]
+    return [Prediction.from_json(r) for r in read_jsonl(Layout(run).predictions(model))]
 
 
 def attribution_rows(run: Path, method: str, split: str = "student_train") -> list[AttributionRow]:
     """One method's attribution rows of a split, as the attribute unit wrote them."""
-    from attrdistill.data.example import read_jsonl
-    return [AttributionRow.from_json(r) for r in read_jsonl(attribution_file(run, method, split))]
-
-
-def attribution_file(run: Path, method: str, split: str = "student_train") -> Path:
-    """Where a run keeps one method's attribution rows of a split (the units attributions/<m>, .../test/<m>)."""
-    if split == "student_train":
-        return run / "attributions" / method / "rows.jsonl"
-    return run / "attributions" / split / method / "rows.jsonl"
+    return [AttributionRow.from_json(r) for r in read_jsonl(Layout(run).attributions(method, split))]

@@ -1,6 +1,6 @@
 """metrics.json: the machine-readable summary of a run, read from the DONE records of its units.
 
-    metrics = collect_metrics(run, cfg, pipeline.plan(run, cfg))
+    metrics = collect_metrics(run, cfg, plan.plan(run, cfg))
 
 Accuracies and recalls are in 0..1. Besides the figures of each unit it holds what follows from them:
 the teacher gap, the k sweep, the table of attribution methods, and the verdict the report opens with
@@ -15,12 +15,24 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from attrdistill import __version__, analysis
+from attrdistill import __version__
 from attrdistill.config import RunConfig
-from attrdistill.paper import paper_accuracy
-from attrdistill.pipeline import attribution_methods, load_split, rationales_for, student_key, student_variants
-from attrdistill.runner import Unit, done_record
-from attrdistill.students import parse_variant
+from attrdistill.distill.rows import rationales_for
+from attrdistill.evaluate import analysis
+from attrdistill.registry.methods import control
+from attrdistill.registry.variants import RATIONALES, STANDARD, parse_variant
+from attrdistill.report.paper import paper_accuracy
+from attrdistill.run.layout import (
+    TRAIN,
+    Layout,
+    attribution_key,
+    attribution_methods,
+    load_split,
+    prediction_key,
+    student_key,
+    student_variants,
+)
+from attrdistill.run.runner import Unit, done_record
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:
@@ -32,16 +44,16 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
     records = {u.key: done_record(run / u.key) for u in units if u.cached}
     result = {key: r["result"] for key, r in records.items()}
     seconds = {key: r["seconds"] for key, r in records.items()}
-    teacher_eval = result["predictions/teacher"]
+    teacher_eval = result[prediction_key("teacher")]
     students = {}
     for variant in student_variants(cfg):
-        evals = [result[f"predictions/{variant}-seed{seed}"] for seed in cfg.distill.seeds]
+        evals = [result[prediction_key(f"{variant}-seed{seed}")] for seed in cfg.distill.seeds]
         per_seed = {seed: r["accuracy"] for seed, r in zip(cfg.distill.seeds, evals)}
         students[variant] = {**_mean_std(list(per_seed.values())), "per_seed": per_seed}
         f1 = [r.get("rationale_f1") for r in evals]
         if f1 and all(x is not None for x in f1):
             students[variant]["rationale_f1"] = statistics.fmean(f1)
-    attr = {m: result[f"attributions/{m}"] for m in attribution_methods(cfg)}
+    attr = {m: result[attribution_key(m)] for m in attribution_methods(cfg)}
     stage = {u.key: u.stage for u in units}
     timing = {f"{name}_s": sum(s for key, s in seconds.items() if stage[key] == verb)
               for name, verb in (("data", "data"), ("finetune", "finetune"), ("attribute", "attribute"))}
@@ -54,7 +66,7 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
         "students": students,
         "attribution": {"method": cfg.attribution.method, "k": cfg.attribution.k,
                         "recall_at_k": attr[cfg.attribution.method]["recall_at_k"],
-                        "random_recall_at_k": attr["random"]["recall_at_k"],
+                        "random_recall_at_k": attr[control()]["recall_at_k"],
                         "n_examples": attr[cfg.attribution.method]["n"]},
         "timing": timing,
         "n_test": teacher_eval["n"],
@@ -72,10 +84,11 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
 RISING = 0.02
 
 
-def _still_rising(folder: Path, max_steps: int) -> bool:
-    """Did training run all max_steps with validation accuracy still climbing (see RISING)?"""
+def _still_rising(path: Path, max_steps: int) -> bool:
+    """Did training (its log_history.json at `path`) run all max_steps with validation accuracy still climbing
+    (see RISING)?"""
     try:
-        history = json.loads((folder / "log_history.json").read_text())
+        history = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
     evals = [h["eval_accuracy"] for h in history if "eval_accuracy" in h]
@@ -91,14 +104,14 @@ def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, A
     seeds = cfg.distill.seeds
     out: dict[str, Any] = {"best": best, "accuracy": students[best]["accuracy"], "std": students[best]["std"],
                            "seeds": len(seeds)}
-    if "standard" in students and best != "standard":
+    if STANDARD in students and best != STANDARD:
         gain, low, high = analysis.paired_gain([students[best]["per_seed"][s] for s in seeds],
-                                               [students["standard"]["per_seed"][s] for s in seeds])
+                                               [students[STANDARD]["per_seed"][s] for s in seeds])
         one_seed = math.isnan(low)   # no interval from a single pair
         out.update(gain=gain, low=None if one_seed else low, high=None if one_seed else high)
     out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
-                           if _still_rising(run / student_key(v, s), cfg.student.train.max_steps)]
-    ex = load_split(run, "student_train")[0]
+                           if _still_rising(Layout(run).history(student_key(v, s)), cfg.student.train.max_steps)]
+    ex = load_split(run, TRAIN)[0]
     shown: dict[str, str] = {}
     for variant in students:
         v = parse_variant(variant)
@@ -125,8 +138,10 @@ def _analyses(cfg: RunConfig, metrics: dict, found: dict, attr: dict) -> dict:
                                      for k in ks if name[k] in students]}
     faith = found.get("faithfulness", {})
     table = {}
-    for m in list(attr) + [v for v in ("oracle",) if v in students]:
-        table[m] = {"recall_at_k": 1.0 if m == "oracle" else attr[m]["recall_at_k"],
+    # Beside the methods, the rationale sources that are the task's true words (the oracle): recall 1 by definition.
+    references = [name for name, source in RATIONALES.items() if source.reference and name in students]
+    for m in list(attr) + references:
+        table[m] = {"recall_at_k": 1.0 if m in references else attr[m]["recall_at_k"],
                     "comprehensiveness": faith.get(m, {}).get("comprehensiveness"),
                     "sufficiency": faith.get(m, {}).get("sufficiency"),
                     "student_accuracy": students.get(m, {}).get("accuracy"),

@@ -6,8 +6,8 @@ A train row (`records.TrainRow`) is a source and target and, for two-task studen
 rationale.
 The loss is L = L_label + lambda * L_rationale (paper Eq. 5); rows without a rationale give the
 plain label loss (standard fine-tuning, and the teacher). A student's objective may replace L_label by its
-own loss (`objective_loss`; kd's, `kd.KDLoss`, reads the teacher's sparse logits of the label tokens
-that kd rows carry); a student's loss term (`students.TERMS`, e.g. attribution matching, `matching.py`)
+own loss (`objective_loss`; kd's, `kd.KDLoss`, reads the batch tensors of the teacher signal its rows
+carry, `registry.signals`); a student's loss term (`registry.variants.TERMS`, e.g. attribution matching)
 replaces its forward and adds its own loss, from the features its rows' word scores give. Validation
 accuracy picks the best checkpoint; an interrupted run resumes from its last checkpoint.
 
@@ -40,19 +40,20 @@ from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingA
 
 from attrdistill.attribution.gradients import causal_target_outputs, target_positions
 from attrdistill.config import ModelConfig
-from attrdistill.distributed import launched
 from attrdistill.errors import StageError
-from attrdistill.evaluation import Matcher, accuracy, exact_match, predict
-from attrdistill.features import collate, encode, is_causal
-from attrdistill.kd import pad_sparse
-from attrdistill.records import TrainRow, as_train_rows
-from attrdistill.store import crash_point
-from attrdistill.students import TERMS
+from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
+from attrdistill.evaluate.predict import predict
+from attrdistill.modeling.features import collate, encode, is_causal
+from attrdistill.registry.signals import SIGNALS, fields, signal_of
+from attrdistill.registry.variants import TERMS
+from attrdistill.run.distributed import launched
+from attrdistill.run.records import TrainRow, as_train_rows
+from attrdistill.run.store import crash_point
 
 log = logging.getLogger(__name__)
 
 
-# An objective's loss (students.Objective.loss_function): (target logits, label CE, the batch's kd_* tensors) -> loss.
+# An objective's loss (variants.Objective.loss_function): (target logits, label CE, its signal's tensors) -> loss.
 ObjectiveLoss = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]
 # A loss term (students.Term.build): (model, inputs, its batch tensors) -> (outputs with the label loss, its loss).
 TermLoss = Callable[[Any, dict[str, torch.Tensor], dict[str, torch.Tensor]], tuple[Any, torch.Tensor]]
@@ -60,7 +61,7 @@ TermLoss = Callable[[Any, dict[str, torch.Tensor], dict[str, torch.Tensor]], tup
 
 class TwoTaskTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch); an objective's loss
-    (`objective_loss`, e.g. kd's, from the teacher's sparse logits the batch carries) replaces the label's
+    (`objective_loss`, e.g. kd's, from the tensors of the teacher signal the batch carries) replaces the label's
     cross-entropy in training (validation reports the cross-entropy); a loss `term` adds its own."""
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
@@ -93,7 +94,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
-        signal = {k: inputs.pop(k) for k in list(inputs) if k.startswith("kd_")}
+        signal = {k: inputs.pop(k) for k in list(inputs) if signal_of(k)}
         tensors = {k: inputs.pop(k) for k in list(inputs) if term_of(k)}
         outputs = extra = None
         if tensors:   # the term's forward gives the label loss too
@@ -192,7 +193,7 @@ class CrashPoints(TrainerCallback):
 def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: ModelConfig,
              causal: bool = False) -> list[dict[str, Any]]:
     """Training features of rows in the model's layout; two-task rows add `explain_input_ids`/`explain_labels`,
-    kd rows the teacher's sparse logits, rows with a loss term the features of that term."""
+    rows with a teacher signal its features (kd's sparse logits), rows with a loss term the features of that term."""
     rows = as_train_rows(rows)
     feats = encode(tokenizer, [r.source for r in rows], [r.target for r in rows],
                    cfg.max_input_length, cfg.max_target_length, causal=causal)
@@ -202,9 +203,10 @@ def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: M
                          cfg.max_input_length, cfg.max_target_length, causal=causal)
         for f, e in zip(feats, explain):
             f["explain_input_ids"], f["explain_labels"] = e["input_ids"], e["labels"]
-    if rows and rows[0].kd is not None:
-        for f, r in zip(feats, rows):
-            f["kd_ids"], f["kd_logits"], f["kd_log_norm"] = r.kd.ids, r.kd.logits, r.kd.log_norm
+    for name in rows[0].signals if rows else ():
+        signal = SIGNALS[fields()[name]].implementation()
+        for f, t in zip(feats, signal.features([r.signals[name] for r in rows])):
+            f.update(t)
     for name in rows[0].terms if rows else ():
         term = TERMS[name].implementation()
         for f, t in zip(feats, term.features(tokenizer, [r.source for r in rows], [r.terms[name] for r in rows],
@@ -214,8 +216,8 @@ def features(tokenizer: Any, rows: list[TrainRow] | list[dict[str, Any]], cfg: M
 
 
 def _same_kind(rows: list[TrainRow]) -> None:
-    """One batch holds one kind of row: every row has a rationale, kd logits, a term's scores, or none does."""
-    kinds = {"rationale": lambda r: r.rationale, "kd": lambda r: r.kd,
+    """One batch holds one kind of row: every row has a rationale, a signal's values, a term's scores, or none does."""
+    kinds = {"rationale": lambda r: r.rationale, **{f: (lambda r, f=f: r.signals.get(f)) for f in fields()},
              **{t: (lambda r, t=t: r.terms.get(t)) for t in TERMS}}
     for name, part in kinds.items():
         if len({part(r) is not None for r in rows}) > 1:
@@ -223,11 +225,11 @@ def _same_kind(rows: list[TrainRow]) -> None:
 
 
 def collate_train(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """`features.collate`, plus the teacher's sparse logits (kd rows) padded to the batch's target length and a loss
-    term's features (as the term collates them, to the batch's input length)."""
+    """`features.collate`, plus a teacher signal's tensors (as the signal collates them: kd's sparse logits padded to
+    the batch's target length) and a loss term's (as the term collates them, to the batch's input length)."""
     batch = collate(features, pad_id)
-    if "kd_ids" in features[0]:
-        batch.update(pad_sparse(features, max(len(f["kd_ids"]) for f in features)))
+    for name in dict.fromkeys(filter(None, map(signal_of, features[0]))):
+        batch.update(SIGNALS[name].implementation().collate(features))
     for name in dict.fromkeys(filter(None, map(term_of, features[0]))):
         batch.update(TERMS[name].implementation().collate(features, batch["input_ids"].shape[1]))
     return batch

@@ -1,0 +1,71 @@
+"""What a student learns from: its train rows, built from the data, its rationales and the teacher's signals.
+
+    rows = train_rows(examples, cfg)                                   # the label task alone (the teacher's too)
+    rows = train_rows(examples, cfg, rationales_for(run, cfg, "saliency", examples))   # and a rationale
+    rows = train_rows(examples, cfg, None, "kd", teacher_rows)         # and what the kd objective reads
+
+A variant's objective names the teacher signal it reads (`registry.variants.OBJECTIVES`), whose entry
+(`registry.signals`) says how a row takes the teacher's row; a loss term's rows carry the teacher's word
+scores that guide it. Nothing here branches on a variant's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from attrdistill.attribution.select import rationale_at
+from attrdistill.config import RunConfig
+from attrdistill.data.example import Example, read_jsonl
+from attrdistill.evaluate.answers import exact_match, matcher, single_target
+from attrdistill.registry.methods import REGISTRY
+from attrdistill.registry.signals import SIGNALS
+from attrdistill.registry.variants import OBJECTIVES, given_rationales, parse_variant
+from attrdistill.run.records import TrainRow, WordScores, attribution_rows
+
+
+def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,
+               objective: str = "label", teacher: dict[str, dict] | None = None,
+               term: tuple[str, dict[str, list[float]]] | None = None) -> list[TrainRow]:
+    """Train rows (records.TrainRow); the signal `objective` reads attaches `teacher` (id -> the row it reads: kd's
+    sparse logits, seqkd's output); `term` (a loss term's name, id -> the teacher's word scores) adds what guides
+    it."""
+    reads = OBJECTIVES[objective].reads
+    attach = SIGNALS[reads].implementation().attach if reads and teacher is not None else None
+    one_sequence = rationales is not None and cfg.distill.format != "two_task"
+    rows = []
+    for ex in examples:
+        row = TrainRow(source=cfg.data.predict_prefix + ex.input, target=ex.label)
+        if attach is not None:
+            attach(row, teacher[ex.id], one_sequence and cfg.distill.format == "label_first")
+        if term is not None:
+            row.terms[term[0]] = WordScores(ex.input, cfg.data.predict_prefix, term[1][ex.id])
+        if one_sequence:
+            row.target = single_target(row.target, rationales[ex.id], cfg.distill.format)
+        elif rationales is not None:
+            row.explain_source, row.rationale = cfg.data.explain_prefix + ex.input, rationales[ex.id]
+        rows.append(row)
+    return rows
+
+
+def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Example],
+                   split: str = "student_train") -> dict[str, str] | None:
+    """id -> rationale text of a student variant on `split` (student_train, or test); None without rationales."""
+    v = parse_variant(variant)
+    if v.rationale is None:
+        return None
+    if v.rationale not in REGISTRY:
+        return given_rationales(v.rationale, examples, cfg.data.seed)
+    rows = attribution_rows(run, v.rationale, split)
+    return {r.id: rationale_at(r, v.k, cfg.attribution) if v.k else r.rationale for r in rows}
+
+
+def forced_validation(cfg: RunConfig, rationale: bool) -> bool:
+    """Validate by one forward pass (`trainer.train`): exact where answers are judged by exact match and the
+    model's target is the label itself (not one sequence of label and rationale)."""
+    return matcher(cfg.data.source) is exact_match and not (rationale and cfg.distill.format != "two_task")
+
+
+def teacher_rows(path: Path) -> dict[str, dict[str, Any]]:
+    """id -> row of a teacher signal's rows."""
+    return {r["id"]: r for r in read_jsonl(path)}

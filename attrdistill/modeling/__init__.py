@@ -1,0 +1,2 @@
+"""Models and their inputs: loading and building models (models.py), cutting blocks (pruning.py), the
+features a model reads in either layout (features.py) and the word split every score is given in (words.py)."""

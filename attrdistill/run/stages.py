@@ -1,0 +1,240 @@
+"""The work of each unit of a run: what `plan.plan` schedules and `runner.execute` runs.
+
+    finetune(run, cfg)                                  # RUN/teacher: the fine-tuned teacher
+    attribute_split(run, cfg, "saliency", "test", fp)   # RUN/attributions/test/saliency
+    train_student(run, cfg, "kd+saliency", 0)           # RUN/students/kd+saliency/seed0
+
+Each function writes its unit's folder (see `layout.py`) and returns the result its DONE.json keeps.
+This module loads the models, so the plan imports it only when a unit runs: planning, `--dry-run`,
+`attrdistill plan` and the CLI's help stay torch-free. A teacher signal's work is its own class
+(`distill/signals.py`, entries of `registry.signals`).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import statistics
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attrdistill import __version__
+from attrdistill.attribution.engine import attribute
+from attrdistill.attribution.select import recall_at_k
+from attrdistill.config import RunConfig, dump_config, pretrained
+from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
+from attrdistill.distill.rows import forced_validation, rationales_for, teacher_rows, train_rows
+from attrdistill.distill.trainer import train
+from attrdistill.evaluate import analysis
+from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
+from attrdistill.evaluate.predict import predict
+from attrdistill.modeling.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
+from attrdistill.modeling.words import words
+from attrdistill.registry.methods import entry
+from attrdistill.registry.variants import OBJECTIVES, TERMS, parse_variant
+from attrdistill.report.document import write_report
+from attrdistill.report.metrics import collect_metrics
+from attrdistill.run.distributed import is_main
+from attrdistill.run.layout import TRAIN, Layout, attribution_methods, load_split, models, student_key
+from attrdistill.run.records import Prediction, TrainRow, attribution_rows, predictions
+from attrdistill.run.runner import Unit
+from attrdistill.run.store import atomic_open, write_json
+
+log = logging.getLogger("attrdistill")
+
+
+def make_data(run: Path, cfg: RunConfig) -> dict:
+    """Build the four splits (and, for from-scratch models, the task's word-level tokenizer)."""
+    lay = Layout(run)
+    splits = build_splits(cfg.data)
+    for name in SPLITS:
+        write_jsonl(lay.split(name), splits[name])
+    if any(not (pretrained(m) or m.tokenizer) for m in (cfg.teacher, cfg.student)):
+        texts = [t for name in ("teacher_train", TRAIN) for ex in splits[name] for t in (ex.input, ex.label)]
+        tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
+        tok.save_pretrained(lay.tokenizer)
+    return {name: len(rows) for name, rows in splits.items()}
+
+
+def finetune(run: Path, cfg: RunConfig) -> dict:
+    """Fine-tune the teacher on teacher_train, keeping the best checkpoint by validation accuracy."""
+    lay = Layout(run)
+    out = lay.unit("teacher")
+    tok = load_tokenizer(cfg.teacher, lay.tokenizer)
+    rows = train_rows(load_split(run, "teacher_train"), cfg)
+    model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed, calibration=_pairs(rows))
+    if cfg.teacher.train.max_steps == 0:
+        log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning",
+                 cfg.teacher.gguf_file or cfg.teacher.model)
+        if is_main():
+            model.save_pretrained(lay.model())
+            tok.save_pretrained(lay.model())
+        return {"best_valid_accuracy": None, "steps": 0}
+    return train(model, tok, rows, train_rows(load_split(run, "valid"), cfg), cfg.teacher, out,
+                 correct=matcher(cfg.data.source), label="teacher",
+                 teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
+
+
+def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_fp: str) -> dict:
+    """One method's word scores and top-k rationales of a split (student_train, or test).
+
+    Scores are cached per shard in RUN/attribution_cache under the teacher's fingerprint `teacher_fp` (kept
+    when only k or the filters change); under `accelerate launch` every process scores its share of shards
+    and the main one writes the rows.
+    """
+    lay = Layout(run)
+    examples = load_split(run, split)
+    longest = max((len(words(ex.input)) for ex in examples), default=0)
+    if split == TRAIN and method == cfg.attribution.method and cfg.attribution.k >= longest:
+        log.warning("attribution.k=%d is not below the word count of any student-train input (the longest has %d "
+                    "words): every rationale holds all of its input's candidate words", cfg.attribution.k, longest)
+    model = tok = None
+    if not entry(method).seeded:   # a seeded control needs no model
+        model, tok = load_trained(lay.model(), cfg.teacher.dtype)
+    rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
+                     max_input_length=cfg.teacher.max_input_length, max_target_length=cfg.teacher.max_target_length,
+                     seed=cfg.data.seed, cache=lay.attribution_cache, model_key=teacher_fp)
+    if is_main():   # each process scored its shards; the main one has every row
+        write_jsonl(lay.attributions(method, split), rows)
+    return {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
+
+
+def _pairs(rows: list[TrainRow]) -> list[tuple[str, str]]:
+    """(source, target) of training rows: what `keep_by: influence` measures the blocks on."""
+    return [(r.source, r.target) for r in rows]
+
+
+def student_start(run: Path, cfg: RunConfig, seed: int, examples: list[Example]) -> tuple[Any, Any]:
+    """A new student and its tokenizer: as configured, or with `student.init: teacher` the run's fine-tuned
+    teacher (and its tokenizer) with the blocks student.keep_every / keep_by / keep_blocks select. Influence is
+    measured on the label task of `examples`, so every variant and seed starts from the same blocks."""
+    lay = Layout(run)
+    from_teacher = cfg.student.init == "teacher"
+    tok = load_tokenizer(cfg.student, lay.model() if from_teacher else lay.tokenizer)
+    model = load_model(cfg.student, tok, seed=cfg.student.train.seed + seed,
+                       teacher=lay.model() if from_teacher else None,
+                       calibration=_pairs(train_rows(examples, cfg)))
+    return model, tok
+
+
+def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
+    """Train one student of `variant` on student_train."""
+    lay = Layout(run)
+    v, d = parse_variant(variant), cfg.distill
+    examples = load_split(run, TRAIN)
+    teacher = teacher_rows(lay.signal(v.reads)) if v.reads else None
+    term = (v.term, {r.id: r.scores for r in attribution_rows(run, v.guide)}) if v.term else None
+    rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
+    valid = train_rows(load_split(run, "valid"), cfg)
+    model, tok = student_start(run, cfg, seed, examples)
+    return train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
+                 rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
+                 label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
+                 term=TERMS[v.term].build(d) if v.term else None,
+                 teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
+                 report_to=cfg.report_to)
+
+
+def taught_on_test(run: Path, cfg: RunConfig, variant: str, test: list[Example]) -> dict[str, str] | None:
+    """The rationales a student would have been taught for the test inputs; None (logged) where they cannot be had."""
+    try:
+        return rationales_for(run, cfg, variant, test, split="test")
+    except ValueError as e:   # e.g. the test split has no LLM rationales
+        log.info("%s: no rationale F1 on test (%s)", variant, e)
+        return None
+
+
+def evaluate(run: Path, cfg: RunConfig, name: str) -> dict:
+    """Greedy predictions of one model (the teacher or a student) on the test split; exact-match accuracy."""
+    lay = Layout(run)
+    key, variant = models(cfg)[name]
+    test = load_split(run, "test")
+    sources = [cfg.data.predict_prefix + ex.input for ex in test]
+    taught = taught_on_test(run, cfg, variant, test) if variant else None
+    role = cfg.student if variant else cfg.teacher
+    model, tok = load_trained(lay.model(key), role.dtype)
+    preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
+    correct = matcher(cfg.data.source)
+    write_jsonl(lay.predictions(name),
+                [Prediction(ex.id, p, ex.label, correct(p, ex.label, ex.choices)) for ex, p in zip(test, preds)])
+    result = {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
+              "n": len(test)}
+    if taught is not None:   # how well the student reproduces the rationale it was taught
+        result["rationale_f1"] = _rationale_f1(model, tok, cfg, test, preds, taught)
+    return result
+
+
+def _rationale_f1(model: Any, tok: Any, cfg: RunConfig, test: list[Example], preds: list[str],
+                  taught: dict[str, str]) -> float:
+    """Mean word F1 of the student's generated rationales on test against those it would have been taught."""
+    if cfg.distill.format != "two_task":
+        generated = [rationale_of(p) for p in preds]
+    else:
+        generated = predict(model, tok, [cfg.data.explain_prefix + ex.input for ex in test], cfg.eval.batch_size,
+                            cfg.eval.max_new_tokens, cfg.student.max_input_length)
+    return statistics.fmean(analysis.word_f1(g, taught[ex.id]) for g, ex in zip(generated, test))
+
+
+def analyze(run: Path, cfg: RunConfig) -> dict:
+    """Rationale quality per attribution method (answer overlap, human agreement, faithfulness on the teacher)
+    and prediction overlap between the students (their first seed)."""
+    examples = load_split(run, TRAIN)
+    rows = {m: attribution_rows(run, m) for m in attribution_methods(cfg)}
+    result: dict[str, Any] = {
+        "answer_overlap": {m: analysis.answer_overlap(r, examples) for m, r in rows.items()},
+        "human_agreement": {m: h for m, r in rows.items() if (h := analysis.human_agreement(r, examples))},
+    }
+    n = min(cfg.analysis.faithfulness_examples, len(examples))
+    if n:
+        model, tok = load_trained(Layout(run).model(), cfg.teacher.dtype)
+        result["faithfulness"] = {
+            m: analysis.faithfulness(model, tok, examples[:n], r[:n], cfg.data.predict_prefix,
+                                     tuple(cfg.analysis.fractions), cfg.attribution.batch_size,
+                                     cfg.teacher.max_input_length, cfg.teacher.max_target_length)
+            for m, r in rows.items()}
+    seed = cfg.distill.seeds[0]
+    preds = {v: predictions(run, f"{v}-seed{seed}") for v in cfg.distill.variants}
+    result["prediction_overlap"] = [{"a": a, "b": b, **analysis.prediction_overlap(preds[a], preds[b])}
+                                    for a in preds for b in preds if a != b]
+    return result
+
+
+def report(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
+    """metrics.json, report.md and report.html (always rewritten: cheap, and reflects the latest units)."""
+    lay = Layout(run)
+    t0 = time.perf_counter()
+    metrics = collect_metrics(run, cfg, units)
+    write_report(run, cfg, metrics)   # before report_s exists: a report cannot time its own writing
+    metrics["timing"]["report_s"] = round(time.perf_counter() - t0, 2)
+    write_json(lay.metrics, metrics)
+    log.info("report: %s, %s, %s", lay.report_html, lay.report_md, lay.metrics)
+    return metrics
+
+
+# ---- the run's own record ---------------------------------------------------------------------------------
+
+def environment() -> dict[str, Any]:
+    """Versions of everything that can change a result, for the run directory's record."""
+    def v(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+    return {"attrdistill": __version__, "python": platform.python_version(), "platform": platform.platform(),
+            **{p: v(p) for p in ("torch", "transformers", "accelerate", "datasets", "tokenizers", "numpy")},
+            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+
+
+def save_run_config(run: Path, cfg: RunConfig) -> None:
+    """config.yaml and environment.json: what a run was made with (rewritten by every command)."""
+    if not is_main():
+        return
+    lay = Layout(run)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_open(lay.config) as fh:
+        fh.write(dump_config(cfg))
+    write_json(lay.environment, environment())
