@@ -484,10 +484,10 @@ def _validate_attribution(cfg: RunConfig) -> None:
     if not 0 <= a.mass <= 1:
         raise ConfigError(f"attribution.mass: expected 0 (off) or a share in (0, 1], got {a.mass!r}")
     if a.order == "aligned":
-        # Every teacher method the attribute stage scores; a seeded control (random) keeps score order.
-        # Variants name a method alone or as a part ('kd+saliency@k3').
-        parts = [p.partition("@k")[0] for v in cfg.distill.variants for p in v.split("+")]
-        scored = [a.method] + [m for m in parts if m in REGISTRY and not REGISTRY[m].seeded] + cfg.analysis.methods
+        # Every teacher method the attribute stage scores: a variant's rationale source and the guide of its loss
+        # term ('kd+saliency@k3', 'match:occlusion'); a seeded control (random) keeps score order.
+        named = [m for v in cfg.distill.variants for m in (parse_variant(v).rationale, parse_variant(v).guide)]
+        scored = [a.method] + [m for m in named if m in REGISTRY and not REGISTRY[m].seeded] + cfg.analysis.methods
         aligned = aligned_names()
         bad = [m for m in dict.fromkeys(scored) if m not in aligned]
         if bad:

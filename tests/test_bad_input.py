@@ -29,6 +29,7 @@
 | 25 | own data with the oracle variant | distill.variants, 'oracle'; refused before the teacher trains |
 | 26 | a bug in a stage (not bad input) | keeps its traceback, also written to RUN/log.txt |
 | 27 | a hub id that does not exist (online) | "model not found" and the id, one line |
+| 28 | `order: aligned`, a loss term guided by a method without step scores | attribution.order, the method |
 """
 
 from __future__ import annotations
@@ -75,6 +76,11 @@ CONFIG_CASES = {
     "esnli_csv on cqa": (["data.source=cqa", "data.loader=esnli_csv"], r"data.loader: esnli_csv reads e-SNLI only"),
     "missing gguf file": (["student.gguf_file=/no/such/model.gguf"],
                           r"student.gguf_file: '/no/such/model.gguf' is not a file"),
+    # A loss term's guide is attributed like a rationale source: under order aligned it needs step scores.
+    "aligned guide without step scores": (["attribution.order=aligned",
+                                           "distill.variants=[standard,match:integrated_gradients]"],
+                                          r"attribution.order: aligned needs per-target-token scores, which "
+                                          r"integrated_gradients does not give"),
 }
 
 
@@ -283,3 +289,13 @@ def test_force_with_a_missing_data_folder_keeps_the_run(tmp_path, caplog):
         assert main(["run", "--out", str(run), "--force", *_sets("data.source=cqa", "data.path=/no/such/dsbs")]) == 2
     assert "data.path: '/no/such/dsbs' is not a folder" in caplog.records[-1].getMessage()
     assert (run / "teacher" / "DONE.json").is_file(), "a refused run must not remove what --force would replace"
+
+
+def test_aligned_guide_without_step_scores_is_refused_by_dry_run_too(caplog, tmp_path):
+    """The variant registry parses variants once for validation, the plan and the engine: `--dry-run` refuses what
+    the attribute stage would refuse after the teacher has trained."""
+    with caplog.at_level(logging.ERROR):
+        assert main(["run", "--dry-run", "--out", str(tmp_path / "run"),
+                     *_sets("attribution.order=aligned", "distill.variants=[match:integrated_gradients]")]) == 2
+    assert "integrated_gradients does not give" in caplog.records[-1].getMessage()
+    assert not (tmp_path / "run").exists()
