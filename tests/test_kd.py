@@ -198,6 +198,13 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
     assert "rationale_f1" not in metrics["students"]["kd"]
     test_rows = (run / "attributions" / "test" / "saliency" / "rows.jsonl").read_text().splitlines()
     assert len(test_rows) == 8, "the test split is attributed for the students' rationale methods"
+    # Every unit counts in its stage's time: the teacher's logits and outputs are distill units, beside the students.
+    seconds = {p.parent.relative_to(run).as_posix(): json.loads(p.read_text())["seconds"]
+               for p in run.rglob("DONE.json")}
+    distill = [k for k in seconds if k.startswith("students/") or k in ("teacher_logits", "teacher_outputs")]
+    assert len(distill) == 8 and metrics["timing"]["distill_s"] == pytest.approx(sum(seconds[k] for k in distill))
+    assert metrics["timing"]["evaluate_s"] == pytest.approx(sum(s for k, s in seconds.items()
+                                                                if k.startswith("predictions/")))
     # Nothing recomputed on a rerun, and a changed kd setting retrains only the kd students.
     before = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in metrics["students"]}
     sets = [x for o in TINY + ["distill.kd_alpha=0.9"] for x in ("--set", o)]

@@ -55,11 +55,9 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
             students[variant]["rationale_f1"] = statistics.fmean(f1)
     attr = {m: result[attribution_key(m)] for m in attribution_methods(cfg)}
     stage = {u.key: u.stage for u in units}
-    timing = {f"{name}_s": sum(s for key, s in seconds.items() if stage[key] == verb)
-              for name, verb in (("data", "data"), ("finetune", "finetune"), ("attribute", "attribute"))}
-    timing["distill_s"] = sum(s for key, s in seconds.items() if key.startswith("students/"))
-    timing["evaluate_s"] = sum(s for key, s in seconds.items() if stage[key] == "evaluate")
-    timing["analyze_s"] = seconds["analyses"]
+    # Every unit counts in its stage's time (a teacher signal's unit in distill's, beside the students).
+    timing = {f"{verb}_s": sum(s for key, s in seconds.items() if stage[key] == verb)
+              for verb in ("data", "finetune", "attribute", "distill", "evaluate", "analyze")}
     metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],
                     "best_valid_accuracy": result["teacher"]["best_valid_accuracy"]},
