@@ -214,3 +214,14 @@ def test_accuracy_table_gives_paired_intervals_over_standard_and_kd(tmp_path):
     assert "| student: kd | 57.0 | 1.0 | 2 | 56.0, 58.0 | +2.0 [-48.8, +52.8] |  |" in md
     assert "| student: saliency | 60.0 | 2.0 | 2 | 58.0, 62.0 | +5.0 [-33.1, +43.1] | +3.0 [-9.7, +15.7] |" in md
     assert "| student: standard | 55.0 | 5.0 | 2 | 50.0, 60.0 |  | -2.0 [-52.8, +48.8] |" in md
+
+
+def test_rationales_list_the_methods_the_plan_attributed_not_stale_files(tmp_path):
+    """A method an older config attributed leaves its rows in attributions/; the report lists the current plan's."""
+    run = tmp_path / "run"
+    _fake_run(run)
+    stale = Layout(run).attributions("occlusion")
+    stale.parent.mkdir(parents=True)
+    stale.write_text(Layout(run).attributions("saliency").read_text(encoding="utf-8"), encoding="utf-8")
+    md = write_report(run, _cfg(), _metrics(ANALYSES)).read_text(encoding="utf-8")
+    assert "| input | label | saliency | random | decisive |" in md and "occlusion" not in md

@@ -27,7 +27,7 @@ from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.variants import OBJECTIVES, STANDARD, TERMS, parse_variant
 from attrdistill.report import heatmap, plots
 from attrdistill.report.paper import paper_accuracy
-from attrdistill.run.layout import TEACHER, TRAIN, Layout, student_key
+from attrdistill.run.layout import TEACHER, TRAIN, Layout, attribution_methods, student_key
 from attrdistill.run.records import attribution_rows
 
 
@@ -275,11 +275,12 @@ def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
 
 
 def _attribution_methods(run: Path, cfg: RunConfig) -> list[str]:
-    """The attribution files of the run: the configured method first, the controls last."""
-    found = sorted(p.parent.name for p in (run / "attributions").glob("*/rows.jsonl"))
-    seeded = [m for m in found if REGISTRY[m].seeded]
-    order = [cfg.attribution.method] + [m for m in found if m not in seeded] + seeded
-    return [m for m in dict.fromkeys(order) if m in found]
+    """The methods the plan attributed whose rows are there: the configured method first, the controls last (files
+    an older config left in the folder are not this run's)."""
+    planned = attribution_methods(cfg)
+    seeded = [m for m in planned if REGISTRY[m].seeded]
+    order = [cfg.attribution.method] + [m for m in planned if m not in seeded] + seeded
+    return [m for m in dict.fromkeys(order) if Layout(run).attributions(m).is_file()]
 
 
 def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section:
