@@ -225,3 +225,15 @@ def test_rationales_list_the_methods_the_plan_attributed_not_stale_files(tmp_pat
     stale.write_text(Layout(run).attributions("saliency").read_text(encoding="utf-8"), encoding="utf-8")
     md = write_report(run, _cfg(), _metrics(ANALYSES)).read_text(encoding="utf-8")
     assert "| input | label | saliency | random | decisive |" in md and "occlusion" not in md
+
+
+def test_a_one_seed_run_shows_no_spread_and_no_interval(tmp_path):
+    """One seed has no std and no paired interval: those cells are empty, not '0.0'."""
+    run = tmp_path / "run"
+    _fake_run(run)
+    m = _metrics(ANALYSES)
+    for s in m["students"].values():
+        s["per_seed"], s["std"] = {"0": s["accuracy"]}, 0.0
+    md = write_report(run, _cfg("distill.seeds=[0]"), m).read_text(encoding="utf-8")
+    assert "| student: saliency | 60.0 |  | 1 | 60.0 | +5.0 |" in md
+    assert "± 0.0" not in md and "| 3 | 58.0 |  |" in md

@@ -119,9 +119,9 @@ def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int
     out = [_verdict(metrics["verdict"])] if metrics.get("verdict") else []
     out += [_accuracy(run, cfg, metrics, an.get("teacher_gap")), _curves(run, cfg, metrics)]
     if an.get("methods"):
-        out.append(_methods(an["methods"]))
+        out.append(_methods(an["methods"], len(cfg.distill.seeds)))
     if an.get("k_sweep"):
-        out.append(_k_sweep(run, an["k_sweep"]))
+        out.append(_k_sweep(run, an["k_sweep"], len(cfg.distill.seeds)))
     if an.get("faithfulness"):
         out.append(_faithfulness(run, an["faithfulness"]))
     if an.get("human_agreement"):
@@ -189,7 +189,9 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
             + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
     for variant, s in students.items():
         per_seed = s.get("per_seed") or {}
-        row = [f"student: {variant}", _pct(s["accuracy"]), _pct(s.get("std")), str(len(per_seed) or len(seeds)),
+        one_seed = len(per_seed or seeds) < 2   # no spread and no interval from one seed: shown empty, not 0.0
+        row = [f"student: {variant}", _pct(s["accuracy"]), "" if one_seed else _pct(s.get("std")),
+               str(len(per_seed) or len(seeds)),
                ", ".join(_pct(v) for v in per_seed.values()),
                *("" if variant == b else _paired_gain(s, students.get(b)) for b in baselines)]
         if f1:
@@ -237,9 +239,11 @@ def _curves(run: Path, cfg: RunConfig, m: dict[str, Any]) -> Section:
         "No training curves: no log_history.json with losses under teacher/ or students/.")])
 
 
-def _methods(methods: dict[str, dict]) -> Section:
+def _methods(methods: dict[str, dict], n_seeds: int) -> Section:
+    def std(v: dict[str, Any]) -> float | None:
+        return v.get("student_std") if n_seeds > 1 else None   # one seed: no spread to show
     rows = [[name, _pct(v.get("recall_at_k")), _dec(v.get("comprehensiveness")), _dec(v.get("sufficiency")),
-             _pm(v.get("student_accuracy"), v.get("student_std"))] for name, v in methods.items()]
+             _pm(v.get("student_accuracy"), std(v))] for name, v in methods.items()]
     blocks: list[Block] = [
         "One row per attribution method: recall@k of the task's decisive words (%), faithfulness to the teacher "
         "(comprehensiveness: drop in p(target) without the rationale, higher is better; sufficiency: drop with "
@@ -249,17 +253,18 @@ def _methods(methods: dict[str, dict]) -> Section:
     scored = {name: v["student_accuracy"] for name, v in methods.items() if v.get("student_accuracy") is not None}
     if scored:
         best = max(scored, key=scored.get)
-        blocks.append(f"Best student: **{best}** ({_pm(scored[best], methods[best].get('student_std'))}).")
+        blocks.append(f"Best student: **{best}** ({_pm(scored[best], std(methods[best]))}).")
     return Section("Which attribution method to distil with", blocks)
 
 
-def _k_sweep(run: Path, sweep: dict[str, Any]) -> Section:
+def _k_sweep(run: Path, sweep: dict[str, Any], n_seeds: int) -> Section:
     method, points = sweep.get("method", "saliency"), sweep.get("points") or []
     return Section("Accuracy against k", [
         f"Students distilled with the top-k `{method}` words for each k (test accuracy, %).",
         _figure(run, "k_sweep", lambda p: plots.k_sweep(points, method, p),
                 "Student test accuracy against k, ± std over seeds.", "No k-sweep plot: no points with an accuracy."),
-        Table(["k", "accuracy", "std"], [[str(p["k"]), _pct(p.get("accuracy")), _pct(p.get("std"))] for p in points])])
+        Table(["k", "accuracy", "std"], [[str(p["k"]), _pct(p.get("accuracy")),
+                                          _pct(p.get("std")) if n_seeds > 1 else ""] for p in points])])
 
 
 def _faithfulness(run: Path, faith: dict[str, dict]) -> Section:
