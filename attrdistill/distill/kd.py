@@ -22,20 +22,17 @@ D: forward KL (DistillKit's default), reverse KL, or the generalised JSD of GKD 
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
-from attrdistill.data.example import read_jsonl, write_jsonl
 from attrdistill.errors import ConfigError
 from attrdistill.modeling.features import collate, encode, is_causal, length_batches
-from attrdistill.run.store import crash_point, fingerprint
+from attrdistill.run.shards import sharded
+from attrdistill.run.store import fingerprint
 
-log = logging.getLogger(__name__)
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")
 
@@ -75,32 +72,21 @@ def teacher_logits(model: Any, tokenizer: Any, ids: Sequence[str], sources: Sequ
     key = fingerprint("kd", model_key, top_k, temperature, max_input_length, max_target_length, shard_size,
                       list(zip(ids, sources, targets)))
     folder = cache / f"logits-{key}" if cache is not None else None
-    out: list[dict[str, Any]] = []
-    starts = range(0, len(sources), shard_size)
-    for s, start in enumerate(tqdm(starts, desc="teacher logits (shards)", unit="shard", disable=len(starts) < 2)):
-        path = folder / f"shard-{s:05d}.jsonl" if folder is not None else None
-        want = list(ids[start:start + shard_size])
-        if path is not None and path.is_file():
-            rows = read_jsonl(path)
-            if [r["id"] for r in rows] == want:
-                out += rows
-                continue
-            log.warning("%s holds other examples than expected: recomputing it", path)
+
+    def shard_rows(items: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
         if model is None:
-            raise RuntimeError(f"teacher logits: shard {s} is not cached in {folder} and no teacher was given")
-        feats = encode(tokenizer, sources[start:start + shard_size], targets[start:start + shard_size],
-                       max_input_length, max_target_length, causal=is_causal(model))
+            raise RuntimeError(f"teacher logits: a shard is not cached in {folder} and no teacher was given")
+        feats = encode(tokenizer, [s for _, s, _ in items], [t for _, _, t in items], max_input_length,
+                       max_target_length, causal=is_causal(model))
         rows: list[dict[str, Any]] = [{}] * len(feats)
         device = next(model.parameters()).device
         for idx in length_batches([len(f["input_ids"]) for f in feats], batch_size):
             batch = {k: v.to(device) for k, v in collate([feats[i] for i in idx], tokenizer.pad_token_id).items()}
             for i, row in zip(idx, _sparse_batch(model, batch, top_k, temperature)):
-                rows[i] = {"id": want[i], **row}
-        if path is not None:
-            write_jsonl(path, rows)   # atomic: a shard file on disk is a whole shard
-        crash_point(f"kd-shard@{s}")
-        out += rows
-    return out
+                rows[i] = {"id": items[i][0], **row}
+        return rows
+
+    return sharded(list(zip(ids, sources, targets)), ids, shard_size, folder, shard_rows, "teacher logits", "kd-shard")
 
 
 def check_vocabularies(teacher_size: int, student_size: int) -> None:
