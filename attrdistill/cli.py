@@ -15,6 +15,7 @@ import argparse
 import errno
 import html
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "rationales that a small student learns to generate beside the label.",
         epilog="Start with `attrdistill run` (the built-in task, a few minutes on a CPU).")
     parser.add_argument("--version", action="version", version=f"attrdistill {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only, and no progress bars")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     run = sub.add_parser("run", help="run every stage into a run directory", epilog=_config_epilog(),
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    bars = _progress_bars(enabled=not args.quiet)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     handler: logging.Handler | None = None
@@ -173,9 +175,27 @@ def main(argv: list[str] | None = None) -> int:
                                                        handler.baseFilename)
         raise
     finally:
+        _progress_bars(bars)   # as they were: main() may run many times in one process (tests, benches)
         if handler is not None:   # main() may run many times in one process (tests, benches)
             logging.getLogger().removeHandler(handler)
             handler.close()
+
+
+def _progress_bars(enabled: bool) -> bool:
+    """Switch every progress bar on or off, ours (TQDM_DISABLE, read by `distributed.quiet`) and transformers' /
+    the hub's (loading and saving weights); returns whether they were on."""
+    was = os.environ.get("TQDM_DISABLE") != "1"
+    if enabled:
+        os.environ.pop("TQDM_DISABLE", None)
+    else:
+        os.environ["TQDM_DISABLE"] = "1"
+    if enabled != was:
+        from transformers.utils import logging as hf_logging
+        if enabled:
+            hf_logging.enable_progress_bar()
+        else:
+            hf_logging.disable_progress_bar()
+    return was
 
 
 def _print_plan(run_dir: Path, cfg: RunConfig) -> int:

@@ -232,3 +232,14 @@ def test_analyses_k_sweep_and_methods_table(tmp_path):
     assert len(a["prediction_overlap"]) == 4 * 3 and set(a["teacher_gap"]) >= {"standard", "saliency@k1"}
     html = (run / "report.html").read_text()
     assert "input_x_gradient" in html and "data:image/png;base64," in html
+
+
+def test_quiet_turns_off_the_progress_bars_too(tmp_path, capfd):
+    """-q: warnings only in the log, and no progress bar (ours, the Trainer's, the shard loop's) on the terminal."""
+    tiny = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard]",
+                                                                         "attribution.shard_size=4"]
+    assert main(["-q", "run", "--out", str(tmp_path / "quiet"), *_sets(tiny)]) == 0
+    err = capfd.readouterr().err
+    assert "it/s]" not in err and "%|" not in err, err[-500:]
+    assert main(["run", "--out", str(tmp_path / "loud"), *_sets(tiny)]) == 0
+    assert "%|" in capfd.readouterr().err, "without -q the bars are there (so the check above can fail)"

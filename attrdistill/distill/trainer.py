@@ -46,7 +46,7 @@ from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode, is_causal
 from attrdistill.registry.signals import SIGNALS, fields, signal_of
 from attrdistill.registry.variants import TERMS
-from attrdistill.run.distributed import launched
+from attrdistill.run.distributed import launched, quiet
 from attrdistill.run.records import TrainRow, as_train_rows
 from attrdistill.run.store import crash_point
 
@@ -290,7 +290,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         # Several processes without a GPU must say so, or each one trains alone instead of joining a gloo group.
         use_cpu=launched() and not torch.cuda.is_available(),
         bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(),
-        fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=False,
+        fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=quiet(),
     )
 
     def generated_accuracy(pred: Any) -> dict[str, float]:

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from attrdistill.modeling.features import collate, encode, is_causal, length_batches
+from attrdistill.run.distributed import quiet
 
 
 @torch.no_grad()
@@ -29,7 +30,7 @@ def predict(model: Any, tokenizer: Any, sources: Sequence[str], batch_size: int 
     stop = {"pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id} if causal else {}
     out = [""] * len(sources)
     for idx in tqdm(list(length_batches([len(f["input_ids"]) for f in feats], batch_size)), desc="predict",
-                    unit="batch"):
+                    unit="batch", disable=quiet()):
         batch = collate([feats[i] for i in idx], tokenizer.pad_token_id, padding_side="left" if causal else "right")
         gen = model.generate(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                              max_new_tokens=max_new_tokens, num_beams=1, do_sample=False, **stop)

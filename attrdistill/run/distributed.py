@@ -1,4 +1,5 @@
-"""Which process am I: one process by default, or one of N under `accelerate launch` / torchrun.
+"""Which process am I (one process by default, or one of N under `accelerate launch` / torchrun), and does it
+show progress bars.
 
     rank, world = process()          # (0, 1) in a plain run
     barrier()                        # wait for every process (no-op alone)
@@ -16,6 +17,12 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 _solo = False   # inside on_main_only(): the other processes are not there to meet at a barrier
+
+
+def quiet() -> bool:
+    """No progress bars (`attrdistill -q`): TQDM_DISABLE=1, tqdm's own variable, which tqdm itself reads only
+    when it is imported; so every bar of ours passes `disable=quiet()`."""
+    return os.environ.get("TQDM_DISABLE") == "1"
 
 
 def launched() -> bool:

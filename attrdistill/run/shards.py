@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from tqdm.auto import tqdm
 
 from attrdistill.data.example import read_jsonl, write_jsonl
-from attrdistill.run.distributed import barrier, process
+from attrdistill.run.distributed import barrier, process, quiet
 from attrdistill.run.store import crash_point
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def sharded(items: Sequence[T], ids: Sequence[str], shard_size: int, folder: Pat
     mine = [s for s in range(len(shards)) if s % world == rank]
     if world > 1:
         log.info("process %d of %d: %s shards %s", rank, world, what, mine)
-    for s in tqdm(mine, desc=f"{what} (shards)", unit="shard", disable=len(mine) < 2):
+    for s in tqdm(mine, desc=f"{what} (shards)", unit="shard", disable=len(mine) < 2 or quiet()):
         if path(s) is not None and path(s).is_file():
             continue
         computed[s] = _computed(compute, shards[s], path(s))
