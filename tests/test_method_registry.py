@@ -111,3 +111,18 @@ def test_one_entry_is_a_whole_method(monkeypatch, word_tok, examples, kind, func
     assert scoring_params("toy", cfg.attribution) == {"norm": "l1"}
     l2 = dataclasses.replace(cfg.attribution, norm="l2")
     assert cache_key(examples, "toy", cfg.attribution) != cache_key(examples, "toy", l2)
+
+
+def test_a_method_registered_at_run_time_is_seen_by_validation_the_plan_and_the_engine(monkeypatch, tmp_path):
+    """No import-time copy of the method list: the variant parser, the plan and the engine read the live registry."""
+    from attrdistill.registry.variants import parse_variant
+    from attrdistill.run.plan import plan
+    monkeypatch.setitem(REGISTRY, "toy", AttributionMethod(doc="the first words", kind="seeded",
+                                                           scores=f"{__name__}:toy_seeded"))
+    cfg = load_config(None, ["distill.variants=[standard, toy@k2, match:toy]"])
+    assert parse_variant("match:toy").guide == "toy" and parse_variant("toy@k2").k == 2
+    units = {u.key: u for u in plan(tmp_path, cfg)}
+    assert "attributions/toy" in units and "attributions/test/toy" in units
+    assert "attributions/toy" in units["students/match:toy/seed0"].deps
+    rows = attribute([Example("a", "one two three", "x")], "toy", None, None, cfg.attribution)
+    assert rows[0].scores == [3.0, 2.0, 1.0]
