@@ -5,8 +5,9 @@
 
 The defaults written here are the only ones: `configs/default.yaml` is `dump_config(RunConfig())`
 and a test keeps the two equal. Choices and ranges are the fields' types (`Literal`, `Annotated` bounds, and
-`Choices` read from a registry: the attribution methods of `attrdistill.methods`), checked on load with the
-field named; `check_environment` looks for files, cached models and packages when a run starts, before any work.
+`Choices` read from a registry each time: the attribution methods of `attrdistill.registry.methods`), checked
+on load with the field named; `check_environment` looks for files, cached models and packages when a run starts,
+before any work.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ PosFloat = Annotated[float, Bound(0, strict=True)]
 NonNegFloat = Annotated[float, Bound(0, strict=False)]
 # Choices are the types of their fields (checked on load); these are also read elsewhere.
 Source = Literal["builtin", "cqa", "svamp", "anli1", "esnli", "files"]
-Method = Annotated[str, Choices(method_names)]   # the attribution methods' registry (attrdistill.methods)
+Method = Annotated[str, Choices(method_names)]   # the attribution methods' registry (attrdistill.registry.methods)
 Quantity = Literal["logit", "log_prob", "margin"]
 Dtype = Literal["float32", "bfloat16", "float16"]
 # Training examples that rank the blocks for keep_by: influence (a forward pass of 64 costs seconds on a CPU).

@@ -7,7 +7,7 @@ seeds), the gain over the label-only student, recall@k of the decisive words (sa
 words) and wall time per stage. The run directory is reused: finished stages are skipped.
 --low-data: 150 student examples trained to convergence (batch 16, 1500 steps), the regime in
 which rationales pay off for the student (about 20 minutes on 2 cores for 3 seeds).
---methods: one student per attribution method (every entry of the registry attrdistill.methods but the
+--methods: one student per attribution method (every entry of the registry attrdistill.registry.methods but the
 random control: saliency, saliency_stepwise, input_x_gradient, integrated_gradients, occlusion) beside
 standard, random and oracle, and the table that says which method to distil with: recall@k of the
 decisive words, faithfulness on the teacher, student accuracy.

@@ -8,7 +8,7 @@ first CQA train examples in the causal layout (`features.encode`), tokenised wit
 in ../shared/tokenizers/t5 (CQA-length prompts, short answers). Each step is forward, loss,
 backward and an AdamW step; the two kinds alternate so that machine noise hits both alike. The
 full step is `model(**batch).loss` (logits for every position); the target step is
-`training.label_loss` (hidden states gathered where a target token is predicted, then the output
+`trainer.label_loss` (hidden states gathered where a target token is predicted, then the output
 layer). Peak memory: the peak resident set size of a fresh process that builds the model and batch
 and does two steps of one kind (the same setup for both kinds, so the difference is the step's).
 """

@@ -122,9 +122,9 @@ class ToyTerm:
 
 
 def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
-    """A new loss term is one students.TERMS entry: config accepts '<term>:<method>', the plan gives its students
-    that method's attributions and fingerprints its setting, its rows carry the teacher's word scores, the trainer
-    adds its loss to the label's."""
+    """A new loss term is one registry.variants.TERMS entry: config accepts '<term>:<method>', the plan gives its
+    students that method's attributions and fingerprints its setting, its rows carry the teacher's word scores, the
+    trainer adds its loss to the label's."""
     import json
 
     from attrdistill.cli import main

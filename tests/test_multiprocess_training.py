@@ -1,7 +1,7 @@
 """Student training in two CPU processes (DDP over gloo) equals one process with the same global batch.
 
 The launcher is `accelerate launch --multi_gpu --num_processes 2`: without GPUs it starts two
-processes through torch.distributed.run, and `training.train` puts them on the CPU, where they
+processes through torch.distributed.run, and `trainer.train` puts them on the CPU, where they
 join one gloo group. (`accelerate launch --cpu --num_processes 2` starts a single process: accelerate
 runs several CPU processes only through mpirun.)
 

@@ -219,7 +219,7 @@ def test_mass_keeps_the_fewest_leading_words_that_reach_the_share():
 def test_teacher_wrong_drop_empties_exactly_the_wrong_examples(word_tok, examples, monkeypatch):
     model = tiny_t5(len(word_tok), seed=4)
     sources = [PREFIX + ex.input for ex in examples]
-    # The real path first: teacher_correct is evaluation.predict's exact match (an untrained model: all wrong).
+    # The real path first: teacher_correct is evaluate.predict's exact match (an untrained model: all wrong).
     rows = attribute(examples[:3], "saliency", model, word_tok, AttributionConfig(teacher_wrong="drop"), PREFIX,
                      max_target_length=6)
     preds = predict(model, word_tok, sources[:3], max_new_tokens=6)

@@ -105,7 +105,7 @@ def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg:
 
 
 def random_word_scores(examples: list[Example], n_words: list[int], seed: int) -> list[list[float]]:
-    """The random control's word scores, uniform in [0, 1) (the "seeded" kind of `attrdistill.methods`).
+    """The random control's word scores, uniform in [0, 1) (the "seeded" kind of `attrdistill.registry.methods`).
 
     Seeded per example, so results do not depend on batching, sharding or process count."""
     rngs = [random.Random(f"{seed}:{ex.id}") for ex in examples]

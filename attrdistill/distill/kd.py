@@ -157,7 +157,7 @@ def kd_loss(target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torc
     """(1 - alpha) * ce + alpha * T^2 * (mean over the batch's target tokens of the sparse divergence).
 
     target_logits (batch, >= width, V): the student's logits at its target tokens, in target order (a seq2seq
-    model's logits as they come, a causal model's from `training.label_loss`).
+    model's logits as they come, a causal model's from `trainer.label_loss`).
     """
     mask = batch["kd_mask"]
     d = sparse_divergence(target_logits[:, :mask.shape[1]], batch["kd_ids"], batch["kd_logits"], batch["kd_log_norm"],
@@ -167,7 +167,7 @@ def kd_loss(target_logits: torch.Tensor, ce: torch.Tensor, batch: dict[str, torc
 
 @dataclass(frozen=True)
 class KDLoss:
-    """The kd objective's loss (students.OBJECTIVES["kd"]): `kd_loss` with its settings, called as the trainer
+    """The kd objective's loss (registry.variants.OBJECTIVES["kd"]): `kd_loss` with its settings, called as the trainer
     calls an objective's loss, (target logits, the label's cross-entropy, the batch's kd_* tensors) -> loss."""
 
     alpha: float = 0.5

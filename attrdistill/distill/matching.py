@@ -4,7 +4,7 @@
     outputs, saliency = student_saliency(student, batch)                           # one forward, one backward
     loss = outputs.loss + mu * match_divergence(saliency, batch_targets)           # CE + mu KL(teacher || student)
 
-`AttributionMatching` is the loss term `match:<method>` of `students.TERMS`: the trainer calls its features,
+`AttributionMatching` is the loss term `match:<method>` of `registry.variants.TERMS`: the trainer calls its features,
 collate and loss, and knows nothing else of it.
 
 As in attribution-driven distillation (AD-KD, Wu et al. 2023), the student explains its own label

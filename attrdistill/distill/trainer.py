@@ -20,7 +20,7 @@ single-sequence target that puts the rationale before the answer) need the decod
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
 sequence, loss on the target only; `label_loss` computes logits at the target positions only).
 Validated by one forward pass where that is exact, otherwise their validation accuracy comes from
-`evaluation.predict`, the function that also scores the test set, rather than from
+`evaluate.predict`, the function that also scores the test set, rather than from
 Seq2SeqTrainer's predict_with_generate, which would generate after the whole (right-padded,
 target-holding) training sequence.
 """
@@ -77,7 +77,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
-        """Seq2SeqTrainer's evaluation, or with `greedy_valid` the accuracy of `evaluation.predict`.
+        """Seq2SeqTrainer's evaluation, or with `greedy_valid` the accuracy of `evaluate.predict`.
 
         Every process decodes the whole validation set (greedy decoding is deterministic and the
         weights are the same everywhere), so all of them agree on the best checkpoint.
@@ -144,7 +144,7 @@ def label_loss(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tenso
 
 @dataclass
 class GreedyValidation:
-    """Validation by greedy decoding with `evaluation.predict`: sources, gold labels, how answers are judged."""
+    """Validation by greedy decoding with `evaluate.predict`: sources, gold labels, how answers are judged."""
 
     sources: list[str]
     labels: list[str]

@@ -9,8 +9,8 @@ A pretrained model is an encoder-decoder (AutoModelForSeq2SeqLM) or a decoder-on
 file (llama.cpp's format; SmolLM2 ships as one): transformers dequantizes it to a plain float model
 and reads the tokenizer from the same file. `keep_every: n` keeps transformer blocks 0, n, 2n, ...
 of a pretrained model (`keep_blocks` names them; `keep_by: influence` keeps the blocks that change their
-input most instead), the usual way to start a smaller student from bigger weights; `init: teacher`
-starts the student from the run's fine-tuned teacher itself.
+input most instead; see `pruning.py`), the usual way to start a smaller student from bigger weights;
+`init: teacher` starts the student from the run's fine-tuned teacher itself.
 From scratch, `architecture` picks a T5 or a Llama of the configured size.
 
 Nothing here downloads unless a config names a hub id: from-scratch models use the word-level
