@@ -15,8 +15,11 @@ from attrdistill.config import load_config
 from attrdistill.data import write_jsonl
 from attrdistill.data.example import Example
 from attrdistill.modeling.words import words
+from attrdistill.registry.variants import OBJECTIVES, STANDARD
 from attrdistill.report.document import write_report
-from attrdistill.run.layout import Layout
+from attrdistill.report.metrics import choose, collect_metrics, parts
+from attrdistill.run.layout import TEACHER, Layout, attribution_key, attribution_methods, prediction_key, student_key
+from attrdistill.run.runner import Unit
 
 INPUTS = ["Lucy packed a ladder and Leo walked to the reef.", "Ben took the tent, and Omar walked to the summit.",
           "Grace left a pear at home; the wind was cold.", "Tom carried the brush to the desert.",
@@ -237,3 +240,105 @@ def test_a_one_seed_run_shows_no_spread_and_no_interval(tmp_path):
     md = write_report(run, _cfg("distill.seeds=[0]"), m).read_text(encoding="utf-8")
     assert "| student: saliency | 60.0 |  | 1 | 60.0 | +5.0 |" in md
     assert "± 0.0" not in md and "| 3 | 58.0 |  |" in md
+
+
+# ---- the verdict chooses on validation ----------------------------------------------------------------------
+
+def _trained_run(run: Path, cfg, test: dict[str, list[float]], valid: dict[str, list[float]]) -> list[Unit]:
+    """A finished run's DONE records and training logs, without models: test and validation accuracy per variant
+    and seed. Seed 0's student records hold best_valid_accuracy; seed 1's do not (a run made before they did),
+    so their validation accuracy is read from log_history.json, whose best evaluation is at step 100."""
+    _fake_run(run, curves=False)
+    seeds = cfg.distill.seeds
+    results = {TEACHER: {"best_valid_accuracy": 0.95, "steps": 200}, "analyses": {},
+               prediction_key("teacher"): {"accuracy": 0.97, "n": 500},
+               **{attribution_key(m): {"recall_at_k": 0.5, "n": len(INPUTS)} for m in attribution_methods(cfg)}}
+    for v in test:
+        for i, s in enumerate(seeds):
+            results[prediction_key(f"{v}-seed{s}")] = {"accuracy": test[v][i], "n": 500}
+            results[student_key(v, s)] = {"steps": 150, **({"best_valid_accuracy": valid[v][i]} if i == 0 else {})}
+            log = [{"eval_accuracy": valid[v][i] - 0.1, "step": 50}, {"eval_accuracy": valid[v][i], "step": 100},
+                   {"eval_accuracy": valid[v][i], "step": 150}]
+            Layout(run).history(student_key(v, s)).parent.mkdir(parents=True, exist_ok=True)
+            Layout(run).history(student_key(v, s)).write_text(json.dumps(log))
+    units = []
+    for key, result in results.items():
+        (run / key).mkdir(parents=True, exist_ok=True)
+        (run / key / "DONE.json").write_text(json.dumps({"result": result, "seconds": 1.0}))
+        units.append(Unit(key, "distill", lambda: {}))
+    return units
+
+
+def test_the_verdict_chooses_on_validation_and_notes_the_student_best_on_test(tmp_path):
+    """saliency is best on test, random on validation: the verdict is random's, saliency is named in a note."""
+    run = tmp_path / "run"
+    kd = next(o for o, e in OBJECTIVES.items() if e.baseline)
+    cfg = _cfg(f"distill.variants=[{STANDARD}, {kd}, saliency, random]")
+    test = {STANDARD: [0.55, 0.60], kd: [0.56, 0.58], "saliency": [0.62, 0.66], "random": [0.57, 0.61]}
+    valid = {STANDARD: [0.50, 0.52], kd: [0.53, 0.55], "saliency": [0.58, 0.60], "random": [0.64, 0.66]}
+    m = collect_metrics(run, cfg, _trained_run(run, cfg, test, valid))
+    for v in test:
+        assert m["students"][v]["valid"] == {"accuracy": pytest.approx(sum(valid[v]) / 2),
+                                             "std": pytest.approx(abs(valid[v][0] - valid[v][1]) / 2),
+                                             "per_seed": {0: valid[v][0], 1: valid[v][1]},
+                                             "kept_step": {0: 100, 1: 100}}
+        assert m["students"][v]["accuracy"] == pytest.approx(sum(test[v]) / 2), "test as before"
+    v = m["verdict"]
+    assert v["best"] == "random" and v["chosen_on"] == "validation" and v["best_on_test"] == "saliency"
+    assert v["accuracy"] == pytest.approx(0.59) and v["valid_accuracy"] == pytest.approx(0.65) and v["tied"] == []
+    assert v["gain"] == pytest.approx(0.015) and v["over"][STANDARD]["gain"] == v["gain"]
+    assert v["over"][kd]["gain"] == pytest.approx(0.02) and v["over"][kd]["low"] < 0.02 < v["over"][kd]["high"]
+
+    md = write_report(run, cfg, m).read_text(encoding="utf-8")
+    verdict = md.split("\n## ")[1]
+    assert verdict.startswith("Verdict")
+    assert "**Best student: `random`, 59.0 ± 2.0% on test, +1.5 points over `standard`**" in verdict
+    assert f"Over `{kd}`: +2.0 points (95% interval over 2 paired seeds:" in verdict
+    assert "Chosen on validation: the highest mean validation accuracy over the 2 seeds (65.0 ± 1.0%); test" in verdict
+    assert "_Best on test: saliency (64.0% on test, 59.0% on validation), not the verdict" in verdict
+    assert "| valid | valid per seed (step kept) |" in md
+    assert "| student: random | 59.0 | 2.0 | 2 | 57.0, 61.0 | 65.0 ± 1.0 | 64.0 (100), 66.0 (100) |" in md
+    assert "| teacher | 97.0 |  |  |  | 95.0 |  |" in md
+    assert "Best student: **random** (59.0 ± 2.0 on test; chosen on validation, 65.0)" in md
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "<strong>Best student: <code>random</code>, 59.0 ± 2.0% on test" in page
+    assert "Chosen on validation" in page and '<p class="note">Best on test: saliency (64.0% on test' in page
+
+
+def test_a_validation_tie_goes_to_the_simpler_variant(tmp_path):
+    """Within 0.1 point on validation the variant with fewer parts wins, and the report says so; alone, the
+    best on validation wins however many parts it has."""
+    run = tmp_path / "run"
+    cfg = _cfg()
+    test = {STANDARD: [0.55, 0.60], "saliency": [0.62, 0.66], "random": [0.57, 0.61]}
+    valid = {STANDARD: [0.600, 0.6010], "saliency": [0.601, 0.6015], "random": [0.50, 0.52]}
+    m = collect_metrics(run, cfg, _trained_run(run, cfg, test, valid))
+    v = m["verdict"]
+    assert v["best"] == STANDARD and v["tied"] == ["saliency"] and v["best_on_test"] == "saliency"
+    assert "gain" not in v and "over" in v and not v["over"], "no gain of standard over itself"
+    md = write_report(run, cfg, m).read_text(encoding="utf-8")
+    assert "**Best student: `standard`, 57.5 ± 2.5% on test** (the label-only student is best)." in md
+    assert ("Validation ties within 0.1 point between `standard` and `saliency`: the simpler variant (fewer parts), "
+            "`standard`, is chosen.") in md
+    assert "_Best on test: saliency (64.0% on test, 60.1% on validation), not the verdict" in md
+
+    assert parts(STANDARD) == 0 and parts("saliency") == 1 and parts("kd+saliency@k2") == 2
+    assert parts("match:occlusion") == 1 and parts("kd+oracle+match:occlusion") == 3
+    assert choose({"kd+saliency": 0.7005, "saliency": 0.7, "kd": 0.7}) == ("saliency", ["kd+saliency", "kd"])
+    assert choose({"kd+saliency": 0.702, "saliency": 0.7}) == ("kd+saliency", [])
+
+
+def test_a_student_without_validation_accuracy_is_chosen_on_test_and_the_report_says_so(tmp_path):
+    run = tmp_path / "run"
+    cfg = _cfg()
+    test = {STANDARD: [0.55, 0.60], "saliency": [0.62, 0.66], "random": [0.57, 0.61]}
+    valid = {STANDARD: [0.60, 0.61], "saliency": [0.50, 0.51], "random": [0.50, 0.52]}
+    units = _trained_run(run, cfg, test, valid)
+    Layout(run).history(student_key("random", 1)).unlink()   # no record and no log: no validation accuracy
+    m = collect_metrics(run, cfg, units)
+    assert "valid" not in m["students"]["random"] and m["students"][STANDARD]["valid"]["per_seed"] == {0: 0.6, 1: 0.61}
+    v = m["verdict"]
+    assert v["best"] == "saliency" and v["chosen_on"] == "test" and v["no_valid"] == ["random"]
+    md = write_report(run, cfg, m).read_text(encoding="utf-8")
+    assert "_Chosen on test, as no validation accuracy was found for random:" in md and "Best on test:" not in md
+    assert "| student: random | 59.0 | 2.0 | 2 | 57.0, 61.0 | n/a |  |" in md

@@ -24,8 +24,9 @@ from attrdistill.data.example import read_examples
 from attrdistill.evaluate.analysis import paired_gain
 from attrdistill.modeling.words import words
 from attrdistill.registry.methods import REGISTRY
-from attrdistill.registry.variants import OBJECTIVES, STANDARD, TERMS, parse_variant
+from attrdistill.registry.variants import STANDARD, TERMS, parse_variant
 from attrdistill.report import heatmap, plots
+from attrdistill.report.metrics import TIE, baselines, choose
 from attrdistill.report.paper import paper_accuracy
 from attrdistill.run.layout import TEACHER, TRAIN, Layout, attribution_methods, student_key
 from attrdistill.run.records import attribution_rows
@@ -116,10 +117,10 @@ def _figure(run: Path, name: str, draw: Callable[[Path], Path | None], caption: 
 def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int = 5) -> list[Section]:
     """What the report says, in order; draws the figures into RUN/report_files/ on the way."""
     an = metrics.get("analyses") or {}
-    out = [_verdict(metrics["verdict"])] if metrics.get("verdict") else []
+    out = [_verdict(metrics["verdict"], metrics["students"])] if metrics.get("verdict") else []
     out += [_accuracy(run, cfg, metrics, an.get("teacher_gap")), _curves(run, cfg, metrics)]
     if an.get("methods"):
-        out.append(_methods(an["methods"], len(cfg.distill.seeds)))
+        out.append(_methods(an["methods"], len(cfg.distill.seeds), metrics["students"]))
     if an.get("k_sweep"):
         out.append(_k_sweep(run, an["k_sweep"], len(cfg.distill.seeds)))
     if an.get("faithfulness"):
@@ -144,19 +145,48 @@ def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int
     return out + [_rationales(run, cfg, metrics, n_examples), _timing(metrics.get("timing") or {})]
 
 
-def _verdict(v: dict[str, Any]) -> Section:
-    """The answer first: which student is best, by how much over standard, against what spread; an example."""
+def _interval(v: dict[str, Any], seeds: int) -> str:
+    return f"95% interval over {seeds} paired seeds: {100 * v['low']:+.1f} to {100 * v['high']:+.1f}"
+
+
+def _verdict(v: dict[str, Any], students: dict[str, dict]) -> Section:
+    """The answer first: which student is best (chosen on validation), by how much over standard and kd on test,
+    against what spread; the student best on test where it is another; an example."""
     head = f"**Best student: `{v['best']}`, {_pm(v['accuracy'], v['std'] if v['seeds'] > 1 else None)}% on test"
     if v.get("gain") is None:
-        head += "**" + (" (the label-only student is best)." if v["best"] == "standard" else ".")
+        head += "**" + (" (the label-only student is best)." if v["best"] == STANDARD else ".")
     else:
-        head += f", {100 * v['gain']:+.1f} points over `standard`**"
-        head += (f" (95% interval over {v['seeds']} paired seeds: {100 * v['low']:+.1f} to {100 * v['high']:+.1f})."
-                 if v.get("low") is not None else
+        head += f", {100 * v['gain']:+.1f} points over `{STANDARD}`**"
+        head += (f" ({_interval(v, v['seeds'])})." if v.get("low") is not None else
                  " with one seed: no interval. A student's seed-to-seed spread can exceed such a gap (10-20 points on "
                  "the built-in task at a few hundred examples); set `distill.seeds` to five seeds or more before "
                  "trusting it.")
+    for base, g in (v.get("over") or {}).items():
+        if base != STANDARD:
+            head += (f" Over `{base}`: {100 * g['gain']:+.1f} points ("
+                     + (_interval(g, v["seeds"]) if g.get("low") is not None else "one seed: no interval") + ").")
     blocks: list[Block] = [head]
+    seeds = f"the {v['seeds']} seeds" if v["seeds"] > 1 else "its one seed"
+    if v.get("chosen_on") == "validation":
+        blocks.append(f"Chosen on validation: the highest mean validation accuracy over {seeds} "
+                      f"({_pm(v['valid_accuracy'], v['valid_std'] if v['seeds'] > 1 else None)}%); test played no "
+                      "part in the choice, so the test figures above are not inflated by it.")
+    elif v.get("chosen_on") == "test":
+        blocks.append(Note("Chosen on test, as no validation accuracy was found for "   # a note is plain text
+                           + ", ".join(v.get("no_valid") or [])
+                           + ": the best of several test accuracies overstates what that student would score, "
+                           "and its interval is too narrow."))
+    if v.get("tied"):
+        names = [f"`{x}`" for x in [v["best"], *v["tied"]]]
+        on = "Test" if v.get("chosen_on") == "test" else "Validation"
+        blocks.append(f"{on} ties within {100 * TIE:.1f} point between {', '.join(names[:-1])} and {names[-1]}: "
+                      f"the simpler variant (fewer parts), `{v['best']}`, is chosen.")
+    other = v.get("best_on_test")
+    if other and other != v["best"] and other in students:
+        valid = (students[other].get("valid") or {}).get("accuracy")
+        blocks.append(Note(f"Best on test: {other} ({_pct(students[other]['accuracy'])}% on test"
+                           + (f", {_pct(valid)}% on validation" if valid is not None else "")
+                           + "), not the verdict: picking the highest of several test accuracies overstates it."))
     if v.get("still_rising"):
         blocks.append(Note("Still improving when training stopped (the last fifth of evaluations beat the best "
                            "before them by over 2 points): " + ", ".join(v["still_rising"])
@@ -180,20 +210,24 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     students, seeds = m["students"], [str(s) for s in cfg.distill.seeds]
     paper_base = paper_accuracy(cfg.paper, "standard")
     f1 = any(s.get("rationale_f1") is not None for s in students.values())
+    valid = any(s.get("valid") for s in students.values())
     # The gain every practitioner asks for (over label-only training) and, where kd ran, over plain logit KD.
-    compared = (STANDARD, *(o for o, e in OBJECTIVES.items() if e.baseline))
-    baselines = [b for b in compared if b in students] or [STANDARD]
-    header = ["model", "accuracy", "std", "seeds", "per seed", *(f"vs {b}" for b in baselines)]
+    compared = baselines(students) or [STANDARD]
+    header = ["model", "accuracy", "std", "seeds", "per seed"]
+    header += (["valid", "valid per seed (step kept)"] if valid else []) + [f"vs {b}" for b in compared]
     header += (["rationale F1"] if f1 else []) + ([f"paper ({cfg.paper})", "paper vs standard"] if cfg.paper else [])
-    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", *("" for _ in baselines)] + ([""] if f1 else [])
-            + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
+    teacher_valid = [_pct(m["teacher"].get("best_valid_accuracy")), ""] if valid else []
+    rows = [["teacher", _pct(m["teacher"]["accuracy"]), "", "", "", *teacher_valid, *("" for _ in compared)]
+            + ([""] if f1 else []) + ([_pct(paper_accuracy(cfg.paper, "teacher")), ""] if cfg.paper else [])]
     for variant, s in students.items():
         per_seed = s.get("per_seed") or {}
         one_seed = len(per_seed or seeds) < 2   # no spread and no interval from one seed: shown empty, not 0.0
         row = [f"student: {variant}", _pct(s["accuracy"]), "" if one_seed else _pct(s.get("std")),
                str(len(per_seed) or len(seeds)),
-               ", ".join(_pct(v) for v in per_seed.values()),
-               *("" if variant == b else _paired_gain(s, students.get(b)) for b in baselines)]
+               ", ".join(_pct(v) for v in per_seed.values())]
+        if valid:
+            row += _valid_cells(s.get("valid"), one_seed)
+        row += ["" if variant == b else _paired_gain(s, students.get(b)) for b in compared]
         if f1:
             row.append("" if s.get("rationale_f1") is None else f"{s['rationale_f1']:.2f}")
         if cfg.paper:
@@ -202,13 +236,18 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
         rows.append(row)
     chart = {"teacher": (m["teacher"]["accuracy"], None, paper_accuracy(cfg.paper, "teacher"))}
     chart.update({v: (s["accuracy"], s.get("std"), paper_accuracy(cfg.paper, v)) for v, s in students.items()})
+    legend = (f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
+              "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
+              "in points ('vs kd' over the logit-KD student), with its 95% t-interval over the paired seeds where "
+              "there are two or more")
+    if valid:
+        legend += ("; 'valid': the validation accuracy of the checkpoint training kept (its best), mean ± std over "
+                   "seeds, and per seed with that checkpoint's step (the verdict chooses on it)")
+    if f1:
+        legend += ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs against "
+                   "those it would have been taught (if it cannot produce them, they cannot help it)")
     blocks: list[Block] = [
-        f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
-        "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
-        "in points ('vs kd' over the logit-KD student), with its 95% t-interval over the paired seeds where there "
-        "are two or more" + ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs "
-                       "against those it would have been taught (if it cannot produce them, they cannot help it)"
-                       if f1 else "") + ".", Table(header, rows),
+        legend + ".", Table(header, rows),
         _figure(run, "accuracy", lambda p: plots.accuracy(chart, p),
                 "Test accuracy per model, ± std over seeds" + ("; diamonds: the paper's." if cfg.paper else "."),
                 "No accuracy chart: no models.")]
@@ -216,6 +255,16 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
         blocks += ["Gap to the teacher, in points:",
                    Table(["student", "teacher gap"], [[v, _pct(g)] for v, g in gap.items()])]
     return Section("Accuracy", blocks)
+
+
+def _valid_cells(v: dict[str, Any] | None, one_seed: bool) -> list[str]:
+    """The 'valid' and 'valid per seed (step kept)' cells of a student."""
+    if not v:
+        return ["n/a", ""]
+    steps = v.get("kept_step") or {}
+    return [_pm(v["accuracy"], None if one_seed else v.get("std")),
+            ", ".join(_pct(acc) + ("" if steps.get(seed) is None else f" ({steps[seed]})")
+                      for seed, acc in (v.get("per_seed") or {}).items())]
 
 
 def _history(path: Path) -> list[dict] | None:
@@ -239,7 +288,7 @@ def _curves(run: Path, cfg: RunConfig, m: dict[str, Any]) -> Section:
         "No training curves: no log_history.json with losses under teacher/ or students/.")])
 
 
-def _methods(methods: dict[str, dict], n_seeds: int) -> Section:
+def _methods(methods: dict[str, dict], n_seeds: int, students: dict[str, dict]) -> Section:
     def std(v: dict[str, Any]) -> float | None:
         return v.get("student_std") if n_seeds > 1 else None   # one seed: no spread to show
     rows = [[name, _pct(v.get("recall_at_k")), _dec(v.get("comprehensiveness")), _dec(v.get("sufficiency")),
@@ -251,9 +300,15 @@ def _methods(methods: dict[str, dict], n_seeds: int) -> Section:
         "rationales, mean ± std over seeds.",
         Table(["method", "recall@k", "comprehensiveness", "sufficiency", "student accuracy"], rows)]
     scored = {name: v["student_accuracy"] for name, v in methods.items() if v.get("student_accuracy") is not None}
-    if scored:
+    valid = {name: students[name]["valid"]["accuracy"] for name in scored if (students.get(name) or {}).get("valid")}
+    if scored and len(valid) == len(scored):   # as the verdict: chosen on validation, its test accuracy shown
+        best = choose(valid)[0]
+        blocks.append(f"Best student: **{best}** ({_pm(scored[best], std(methods[best]))} on test; chosen on "
+                      f"validation, {_pct(valid[best])}).")
+    elif scored:
         best = max(scored, key=scored.get)
-        blocks.append(f"Best student: **{best}** ({_pm(scored[best], std(methods[best]))}).")
+        blocks.append(f"Best student: **{best}** ({_pm(scored[best], std(methods[best]))}; chosen on test: no "
+                      "validation accuracy).")
     return Section("Which attribution method to distil with", blocks)
 
 

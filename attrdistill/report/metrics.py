@@ -4,7 +4,13 @@
 
 Accuracies and recalls are in 0..1. Besides the figures of each unit it holds what follows from them:
 the teacher gap, the k sweep, the table of attribution methods, and the verdict the report opens with
-(the best student, its gain over standard with the 95% interval over the paired seeds).
+(the best student, its gain over standard and kd with the 95% intervals over the paired seeds).
+
+Each student keeps its validation accuracy beside test (students[v]["valid"]: the best validation accuracy of
+the checkpoint training kept, mean and std over seeds, per seed, and that checkpoint's step). The verdict
+chooses the best student on it, never on test: the largest of several test accuracies is biased upward, and an
+interval computed on the same test set after choosing on it is too optimistic. Test is then reported for that
+choice; the student best on test is named beside it when it differs.
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ import json
 import math
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from attrdistill import __version__
 from attrdistill.config import RunConfig
 from attrdistill.distill.rows import rationales_for
 from attrdistill.evaluate import analysis
 from attrdistill.registry.methods import control
-from attrdistill.registry.variants import RATIONALES, STANDARD, parse_variant
+from attrdistill.registry.variants import OBJECTIVES, RATIONALES, STANDARD, parse_variant
 from attrdistill.report.paper import paper_accuracy
 from attrdistill.run.layout import (
     TRAIN,
@@ -53,6 +59,9 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
         f1 = [r.get("rationale_f1") for r in evals]
         if f1 and all(x is not None for x in f1):
             students[variant]["rationale_f1"] = statistics.fmean(f1)
+        valid = _validation(run, variant, cfg.distill.seeds, result)
+        if valid is not None:
+            students[variant]["valid"] = valid
     attr = {m: result[attribution_key(m)] for m in attribution_methods(cfg)}
     stage = {u.key: u.stage for u in units}
     # Every unit counts in its stage's time (a teacher signal's unit in distill's, beside the students).
@@ -95,18 +104,88 @@ def _still_rising(path: Path, max_steps: int) -> bool:
     return last_step >= max_steps and len(evals) > tail and max(evals[-tail:]) - max(evals[:-tail]) > RISING
 
 
+def _kept(path: Path) -> tuple[float | None, int | None]:
+    """(best validation accuracy, the step of the checkpoint that has it) from a log_history.json; (None, None)
+    without evaluations. The Trainer keeps the first evaluation of the best accuracy (a later one must beat it)."""
+    try:
+        history = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    if not isinstance(history, list):
+        return None, None
+    evals = [(h["eval_accuracy"], h.get("step")) for h in history if isinstance(h, dict) and "eval_accuracy" in h]
+    if not evals:
+        return None, None
+    best = max(acc for acc, _ in evals)
+    return best, next(step for acc, step in evals if acc == best)
+
+
+def _validation(run: Path, variant: str, seeds: list[int], result: dict[str, dict]) -> dict[str, Any] | None:
+    """students[variant]["valid"]: the kept checkpoint's validation accuracy per seed (training's DONE record,
+    or, where a record has none, its log_history.json: runs made before the record kept it), mean and std, and
+    the step of that checkpoint per seed (None where no log says); None where a seed has no validation accuracy."""
+    per_seed, step = {}, {}
+    for seed in seeds:
+        key = student_key(variant, seed)
+        logged, step[seed] = _kept(Layout(run).history(key))
+        recorded = (result.get(key) or {}).get("best_valid_accuracy")
+        per_seed[seed] = logged if recorded is None else recorded
+        if per_seed[seed] is None:
+            return None
+    return {**_mean_std(list(per_seed.values())), "per_seed": per_seed, "kept_step": step}
+
+
+# Mean validation accuracies within this of the best tie (0.1 point); the simpler of the tied variants is chosen.
+TIE = 0.001
+
+
+def parts(variant: str) -> int:
+    """How many parts a variant joins (objective, rationale, loss term): 0 for the label-only student."""
+    v, plain = parse_variant(variant), parse_variant(STANDARD)
+    return sum(getattr(v, f) != getattr(plain, f) for f in ("objective", "rationale", "term"))
+
+
+def choose(valid: dict[str, float], simpler: Callable[[str], int] = parts) -> tuple[str, list[str]]:
+    """(the chosen variant, the others it tied with): the highest mean validation accuracy; among those within
+    TIE of it the one with the fewest parts (`simpler`), then the higher accuracy, then the first listed."""
+    top = max(valid.values())
+    tied = [v for v, acc in valid.items() if top - acc <= TIE + 1e-9]
+    best = min(tied, key=lambda v: (simpler(v), -valid[v]))
+    return best, [v for v in tied if v != best]
+
+
+def baselines(students: dict[str, Any]) -> list[str]:
+    """The students a gain is reported over: standard and the baseline objectives (kd) this run trained."""
+    return [b for b in (STANDARD, *(o for o, e in OBJECTIVES.items() if e.baseline)) if b in students]
+
+
+def _gain(students: dict[str, dict], variant: str, base: str, seeds: list) -> dict[str, float | None]:
+    gain, low, high = analysis.paired_gain([students[variant]["per_seed"][s] for s in seeds],
+                                           [students[base]["per_seed"][s] for s in seeds])
+    one_seed = math.isnan(low)   # no interval from a single pair
+    return {"gain": gain, "low": None if one_seed else low, "high": None if one_seed else high}
+
+
 def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, Any]:
-    """What the report opens with: the best student, its gain over standard with the 95% interval over the
-    paired seeds, the students still improving when training stopped, and one example of every rationale."""
-    best = max(students, key=lambda v: students[v]["accuracy"])
+    """What the report opens with: the best student by mean validation accuracy over the seeds (ties within
+    TIE to the simpler variant; on test only where a student has no validation accuracy), its test accuracy and
+    gain over standard (gain, low, high) and over every baseline (over: {baseline: ...}) with the 95% interval
+    over the paired seeds, the student best on test, the students still improving when training stopped, and
+    one example of every rationale."""
     seeds = cfg.distill.seeds
+    test = {v: s["accuracy"] for v, s in students.items()}
+    on_valid = all(s.get("valid") for s in students.values())
+    best, tied = choose({v: s["valid"]["accuracy"] for v, s in students.items()} if on_valid else test)
     out: dict[str, Any] = {"best": best, "accuracy": students[best]["accuracy"], "std": students[best]["std"],
-                           "seeds": len(seeds)}
-    if STANDARD in students and best != STANDARD:
-        gain, low, high = analysis.paired_gain([students[best]["per_seed"][s] for s in seeds],
-                                               [students[STANDARD]["per_seed"][s] for s in seeds])
-        one_seed = math.isnan(low)   # no interval from a single pair
-        out.update(gain=gain, low=None if one_seed else low, high=None if one_seed else high)
+                           "seeds": len(seeds), "chosen_on": "validation" if on_valid else "test",
+                           "valid_accuracy": students[best]["valid"]["accuracy"] if on_valid else None,
+                           "valid_std": students[best]["valid"]["std"] if on_valid else None,
+                           "tied": tied, "best_on_test": max(test, key=test.get),
+                           "no_valid": [v for v, s in students.items() if not s.get("valid")]}
+    over = {b: _gain(students, best, b, seeds) for b in baselines(students) if b != best}
+    out["over"] = over
+    if STANDARD in over:
+        out.update(over[STANDARD])
     out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
                            if _still_rising(Layout(run).history(student_key(v, s)), cfg.student.train.max_steps)]
     ex = load_split(run, TRAIN)[0]
