@@ -28,7 +28,7 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from attrdistill.data.dsbs import load_dsbs
-from attrdistill.distill.trainer import label_loss
+from attrdistill.distill.label import label_loss
 from attrdistill.modeling.features import collate, encode
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import T5Config, T5ForConditionalGeneration
+from transformers import LlamaConfig, LlamaForCausalLM, T5Config, T5ForConditionalGeneration
 
 from attrdistill.data.synthetic import generate
 from attrdistill.modeling.models import build_word_tokenizer
@@ -47,3 +47,11 @@ def tiny_t5(vocab_size: int, seed: int = 0, feed_forward_proj: str = "gated-gelu
                    decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, dropout_rate=0.0,
                    feed_forward_proj=feed_forward_proj)
     return T5ForConditionalGeneration(cfg).eval()
+
+
+def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2, pad: int = 0, eos: int = 1) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=pad, eos_token_id=eos,
+                      bos_token_id=None, tie_word_embeddings=False)
+    return LlamaForCausalLM(cfg).eval()

@@ -4,6 +4,7 @@ training, layer dropping, GGUF files, and teacher/student pairs across families 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
 from attrdistill.attribution.engine import attribute, score
 from attrdistill.attribution.gradients import (
@@ -33,17 +34,9 @@ from attrdistill.modeling.pruning import keep_every_nth
 from attrdistill.modeling.words import word_spans, words
 from attrdistill.registry.methods import method_names
 from attrdistill.run.records import attribution_rows
-from tests.conftest import tiny_t5
+from tests.conftest import tiny_llama, tiny_t5
 
 PREFIX = "predict: "
-
-
-def tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2, pad: int = 0, eos: int = 1) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, pad_token_id=pad, eos_token_id=eos,
-                      bos_token_id=None, tie_word_embeddings=False)
-    return LlamaForCausalLM(cfg).eval()
 
 
 def _feats(tok, examples, offsets=False):
@@ -453,7 +446,7 @@ def test_pipeline_gguf_teacher_and_layer_dropped_student_single_format(tmp_path,
 
 def test_target_only_logits_give_the_full_logits_loss_and_gradient(word_tok, examples):
     from attrdistill.attribution.gradients import causal_target_outputs
-    from attrdistill.distill.trainer import label_loss
+    from attrdistill.distill.label import label_loss
     model = tiny_llama(len(word_tok), seed=3).train()
     batch = collate(_feats(word_tok, examples[:6]), word_tok.pad_token_id)   # right-padded, prompts of many lengths
     full = model(**batch)
@@ -468,3 +461,38 @@ def test_target_only_logits_give_the_full_logits_loss_and_gradient(word_tok, exa
     gathered, _, keep = causal_target_outputs(full.logits, batch["labels"])
     torch.testing.assert_close(logits[keep], gathered[keep].detach(), atol=1e-5, rtol=1e-5)
     assert logits.shape[1] < batch["input_ids"].shape[1] / 2, "the target is the short part of the sequence"
+
+
+# ---- attribution matching across families and tokenizers ------------------------------------------
+
+@pytest.mark.parametrize("teacher_is_gguf", [True, False], ids=["llama-bpe-teacher", "t5-word-teacher"])
+def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gguf, teacher_is_gguf, caplog):
+    """Guides are word scores: a causal teacher with a byte-level BPE vocabulary guides a seq2seq student with the
+    task's word vocabulary and the reverse, with match:saliency; kd between the two stays refused, naming both
+    vocabulary sizes."""
+    path, _ = tiny_gguf
+    given, scratch = ("teacher", "student") if teacher_is_gguf else ("student", "teacher")
+    sets = [o for o in TINY if not o.startswith("distill.variants")] + [
+        f"{given}.gguf_file={path}", f"{given}.max_input_length=512", f"{given}.max_target_length=16",
+        f"{scratch}.architecture=t5", "eval.max_new_tokens=8", "distill.variants=[standard, match:saliency]"]
+    run = tmp_path / "run"
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["students"]) == {"standard", "match:saliency"}
+    student, _ = load_trained(run / "students" / "match:saliency" / "seed0" / "model")
+    assert is_causal(student) == (not teacher_is_gguf), "the student is of the other family"
+
+    def losses(variant: str) -> list[float]:
+        history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
+        return [h["loss"] for h in history if "loss" in h]
+    assert losses("match:saliency") and losses("match:saliency") != losses("standard"), "the term acts"
+    sets[-1] = "distill.variants=[kd]"
+    with caplog.at_level(logging.ERROR):
+        assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 2
+    message = caplog.records[-1].getMessage()
+    from transformers import AutoTokenizer
+    word = len(AutoTokenizer.from_pretrained(run / "data" / "tokenizer"))
+    # The teacher's size is its saved model's; a GGUF student's, its tokenizer's (the check's own rule).
+    sizes = (3 + 256 + 10, word) if teacher_is_gguf else (word, len(load_tokenizer(ModelConfig(gguf_file=str(path)))))
+    assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in message, message
+    assert not (run / "students" / "kd").exists()

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from attrdistill.attribution.gradients import saliency
 from attrdistill.config import ModelConfig
-from attrdistill.distill.matching import match_divergence, student_saliency, token_targets
+from attrdistill.distill.matching import match_divergence, pad_targets, student_saliency, token_targets
 from attrdistill.distill.trainer import collate_train, features
+from attrdistill.modeling.features import collate
 from attrdistill.modeling.words import words
-from tests.conftest import tiny_t5
+from tests.conftest import tiny_llama, tiny_t5
 
 PREFIX = "predict: "
 
@@ -131,7 +134,7 @@ def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
     from attrdistill.registry.variants import TERMS, Term, parse_variant, variants_doc
     from tests.test_kd import TINY
     monkeypatch.setitem(TERMS, "toy", Term("toy: a constant per row", ("match_weight",), f"{__name__}:ToyTerm"))
-    assert "toy:<method>: toy: a constant" in variants_doc()
+    assert "toy:<guide>: toy: a constant" in variants_doc()
     assert (parse_variant("kd+toy:occlusion").term, parse_variant("kd+toy:occlusion").guide) == ("toy", "occlusion")
     TERM_CALLS.clear()
     run = tmp_path / "run"
@@ -150,3 +153,142 @@ def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
     assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
     after = {v: (run / "students" / v / "seed0" / "DONE.json").read_text() for v in before}
     assert [v for v in before if before[v] != after[v]] == ["toy:occlusion"], "its setting retrains it alone"
+
+
+# ---- decoder-only students --------------------------------------------------------------------------
+
+def _causal_batch(tok, examples, scores, padding_side="right"):
+    """Train features of causal rows with the teacher's word scores, collated on `padding_side`."""
+    rows = [{"source": PREFIX + ex.input, "target": ex.label,
+             "match": {"input": ex.input, "prefix": PREFIX, "scores": sc}} for ex, sc in zip(examples, scores)]
+    feats = features(tok, rows, ModelConfig(), causal=True)
+    batch = collate(feats, tok.pad_token_id, padding_side=padding_side)
+    batch["match_targets"] = pad_targets(feats, batch["input_ids"].shape[1], padding_side)
+    return batch
+
+
+def _varied(examples):
+    """The examples with targets of one and two words: rows of a batch end at different positions."""
+    return [dataclasses.replace(ex, label=ex.label.split()[0]) if i % 2 else ex for i, ex in enumerate(examples)]
+
+
+def _scores(examples):
+    return [[float((3 * i) % 5) for i in range(len(words(ex.input)))] for ex in examples]
+
+
+def test_causal_student_saliency_is_the_engines_saliency(word_tok, examples):
+    """A decoder-only student is matched on the teacher's definition: its own saliency equals what the attribution
+    engine scores for the same model and inputs, and its loss is the full-logits cross-entropy."""
+    from attrdistill.attribution.engine import score
+    from attrdistill.config import AttributionConfig
+    model = tiny_llama(len(word_tok), seed=2)
+    exs = _varied(examples[:5])
+    batch = _causal_batch(word_tok, exs, _scores(exs))
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
+    out, sal = student_saliency(model, inputs)
+    records = score(exs, "saliency", model, word_tok, AttributionConfig(batch_size=2), PREFIX)
+    for r, rec in enumerate(records):
+        n = len(rec["token_scores"])
+        torch.testing.assert_close(sal[r, :n].detach(), torch.tensor(rec["token_scores"]), atol=1e-5, rtol=1e-5)
+        assert float(sal[r, n:].detach().abs().sum()) == 0.0, "target tokens and padding get no saliency"
+    torch.testing.assert_close(out.loss, model(**inputs).loss, atol=1e-5, rtol=1e-5)
+    assert out.logits.shape[1] == int((inputs["labels"] != -100).sum(-1).max()), "logits at the target tokens only"
+
+
+def _rms_norm_in_float64(self, hidden_states):
+    variance = hidden_states.pow(2).mean(-1, keepdim=True)
+    return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
+
+
+def test_the_causal_match_loss_gradient_agrees_with_finite_differences(word_tok, examples, monkeypatch):
+    """As for seq2seq, in float64 with central differences (h = 1e-5); Llama's RMS norm computes in float32
+    whatever the dtype, so here it keeps float64."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+    monkeypatch.setattr(LlamaRMSNorm, "forward", _rms_norm_in_float64)
+    model = tiny_llama(len(word_tok), seed=4).double()
+    exs = _varied(examples[:3])
+    batch = _causal_batch(word_tok, exs, _scores(exs))
+    targets = batch.pop("match_targets").double()
+
+    def loss() -> torch.Tensor:
+        _, sal = student_saliency(model, batch)
+        return match_divergence(sal, targets)
+
+    params = {"model.layers.0.mlp.up_proj.weight": (3, 5), "model.embed_tokens.weight": (7, 2),
+              "model.layers.1.self_attn.q_proj.weight": (1, 1), "model.layers.0.self_attn.k_proj.weight": (2, 3)}
+    named = dict(model.named_parameters())
+    model.zero_grad()
+    loss().backward()
+    for name, idx in params.items():
+        w = named[name]
+        analytic = float(w.grad[idx])
+        h = 1e-5
+        with torch.no_grad():
+            w[idx] += h
+        up = loss().item()
+        with torch.no_grad():
+            w[idx] -= 2 * h
+        down = loss().item()
+        with torch.no_grad():
+            w[idx] += h
+        numeric = (up - down) / (2 * h)
+        assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_the_causal_match_loss_of_a_row_is_the_same_alone_and_in_a_padded_batch(word_tok, examples, padding_side):
+    model = tiny_llama(len(word_tok), seed=5)
+    exs = _varied(sorted(examples[:4], key=lambda ex: len(words(ex.input))))   # rows of several lengths: padding
+    scores = _scores(exs)
+    batch = _causal_batch(word_tok, exs, scores, padding_side)
+    assert (batch["attention_mask"] == 0).any(), "some row is padded"
+    targets = batch.pop("match_targets")
+    out, sal = student_saliency(model, batch)
+    for r, ex in enumerate(exs):
+        alone = _causal_batch(word_tok, [ex], [scores[r]])
+        alone_targets = alone.pop("match_targets")
+        out1, sal1 = student_saliency(model, alone)
+        real = batch["attention_mask"][r].bool()
+        torch.testing.assert_close(sal[r][real], sal1[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(match_divergence(sal[r:r + 1], targets[r:r + 1]),
+                                   match_divergence(sal1, alone_targets), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(out.logits[r, :out1.logits.shape[1]], out1.logits[0], atol=1e-4, rtol=1e-4)
+
+
+# ---- guides beyond the teacher's attributions ------------------------------------------------------
+
+def test_data_guides_and_the_random_control_parse_as_guides():
+    from attrdistill.registry.variants import parse_variant
+    assert [parse_variant(f"match:{g}").guide for g in ("human", "oracle", "random")] == ["human", "oracle", "random"]
+    with pytest.raises(ValueError, match="a guide: an attribution method .* or the data's marked words"):
+        parse_variant("match:dsbs")   # LLM rationales are text, not marked input words
+
+
+def test_oracle_guide_puts_its_mass_on_the_decisive_words(tmp_path, examples):
+    from attrdistill.config import load_config
+    from attrdistill.distill.rows import guide_scores
+    scores = guide_scores(tmp_path, load_config(), "oracle", examples[:3])
+    for ex in examples[:3]:
+        assert [i for i, s in enumerate(scores[ex.id]) if s] == sorted(ex.decisive)
+        assert len(scores[ex.id]) == len(words(ex.input))
+
+
+def test_match_oracle_trains_and_match_human_is_refused_before_work_where_data_lacks_highlights(tmp_path, caplog):
+    import json
+    import logging
+
+    from attrdistill.cli import main
+    from tests.test_kd import TINY
+    run = tmp_path / "run"
+    sets = TINY[:-1] + ["distill.variants=[standard,match:oracle,match:random]"]
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["students"]) == {"standard", "match:oracle", "match:random"}
+    assert not (run / "attributions" / "oracle").exists(), "a data guide needs no attribution unit"
+    sets[-1] = "distill.variants=[standard,match:human]"
+    other = tmp_path / "other"
+    with caplog.at_level(logging.ERROR):
+        assert main(["-q", "run", "--out", str(other), *[x for o in sets for x in ("--set", o)]]) == 2
+    assert "'human' needs human highlights" in caplog.records[-1].getMessage()
+    assert not (other / "teacher" / "DONE.json").exists(), "refused before the teacher trains"

@@ -17,12 +17,13 @@ needs a second backward through the model (create_graph=True): about three times
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from attrdistill.errors import ConfigError
+from attrdistill.distill.label import label_loss, target_mask
 from attrdistill.modeling.features import is_causal
 from attrdistill.modeling.words import token_to_word, word_spans
 from attrdistill.run.records import WordScores
@@ -50,20 +51,25 @@ def token_targets(tokenizer: Any, sources: Sequence[str], inputs: Sequence[str],
 
 
 def student_saliency(model: Any, batch: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor]:
-    """(the model's outputs with the label loss, (batch, input_len) L1 saliency of the student, differentiable
-    w.r.t. the weights). Seq2seq students: one forward gives the loss and the gold logits saliency explains."""
-    if is_causal(model):
-        raise ConfigError("distill.variants: match is implemented for encoder-decoder students only")
+    """(the model's outputs: `loss` the label's cross-entropy, `logits` (batch, T, V) at the target tokens; and
+    (batch, input_len) the student's L1 saliency of its input tokens, differentiable w.r.t. the weights).
+
+    The teacher's definition in either layout (`attribution.gradients.saliency`): the gradient of the mean gold
+    logit over the target tokens w.r.t. the input token embeddings, L1 over dimensions. A seq2seq student's
+    input is its encoder's; a decoder-only student's is its prompt (target tokens and padding get 0). One
+    forward gives the loss and the gold logits; the gradient is taken with create_graph, so the saliency has a
+    gradient itself (a double backward). Decoder-only students compute logits at the target tokens only.
+    """
     embeds = model.get_input_embeddings()(batch["input_ids"])
     # SDPA's fused CPU kernels have no double backward; its math kernel is made of ops that do.
     with sdpa_kernel([SDPBackend.MATH]):
-        out = model(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"])
-    labels = batch["labels"]
-    keep = labels != -100
-    gold = out.logits.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+        loss, logits = label_loss(model, batch, embeds)
+    targets, keep = target_mask(model, batch["labels"])
+    gold = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * keep
     mean_gold = gold.sum(-1) / keep.sum(-1).clamp(min=1)
     (grad,) = torch.autograd.grad(mean_gold.sum(), embeds, create_graph=True)
-    return out, grad.abs().sum(-1) * batch["attention_mask"]
+    scored = batch["attention_mask"] * (batch["labels"] == -100) if is_causal(model) else batch["attention_mask"]
+    return SimpleNamespace(loss=loss, logits=logits), grad.abs().sum(-1) * scored
 
 
 def match_divergence(saliency: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -76,12 +82,17 @@ def match_divergence(saliency: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return (kl * has_mass).sum() / has_mass.sum().clamp(min=1)
 
 
-def pad_targets(features: list[dict[str, Any]], width: int) -> torch.Tensor:
-    """(batch, width) right-padded `match_targets` of the features."""
+def pad_targets(features: list[dict[str, Any]], width: int, padding_side: str = "right") -> torch.Tensor:
+    """(batch, width) `match_targets` of the features, padded on the side their batch's input_ids are: a row's
+    targets cover its first tokens (its source's), and stay with them."""
     out = torch.zeros(len(features), width)
     for r, f in enumerate(features):
-        t = f["match_targets"][:width]
-        out[r, :len(t)] = torch.tensor(t)
+        t = torch.tensor(f["match_targets"][:width])
+        if padding_side == "left":
+            start = width - len(f["input_ids"])
+            out[r, start:start + len(t)] = t[:width - start]
+        else:
+            out[r, :len(t)] = t
     return out
 
 

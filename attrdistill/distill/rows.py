@@ -18,9 +18,10 @@ from attrdistill.attribution.select import rationale_at
 from attrdistill.config import RunConfig
 from attrdistill.data.example import Example, read_jsonl
 from attrdistill.evaluate.answers import exact_match, matcher, single_target
+from attrdistill.modeling.words import words
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
-from attrdistill.registry.variants import OBJECTIVES, given_rationales, parse_variant
+from attrdistill.registry.variants import OBJECTIVES, RATIONALES, given_rationales, parse_variant
 from attrdistill.run.records import TrainRow, WordScores, attribution_rows
 
 
@@ -58,6 +59,16 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
         return given_rationales(v.rationale, examples, cfg.data.seed)
     rows = attribution_rows(run, v.rationale, split)
     return {r.id: rationale_at(r, v.k, cfg.attribution) if v.k else r.rationale for r in rows}
+
+
+def guide_scores(run: Path, cfg: RunConfig, guide: str, examples: list[Example]) -> dict[str, list[float]]:
+    """id -> the word scores that guide a loss term: an attribution method's (the teacher's, or the seeded
+    control's), or 1 on each word a data guide marks (`registry.variants.data_guides`: human, oracle) and 0
+    elsewhere."""
+    if guide in REGISTRY:
+        return {r.id: r.scores for r in attribution_rows(run, guide)}
+    marked = {ex.id: set(RATIONALES[guide].words(ex)) for ex in examples}
+    return {ex.id: [float(i in marked[ex.id]) for i in range(len(words(ex.input)))] for ex in examples}
 
 
 def forced_validation(cfg: RunConfig, rationale: bool) -> bool:

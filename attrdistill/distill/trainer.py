@@ -18,7 +18,7 @@ of up to max_target_length steps. Other judges (CQA's choice letters, SVAMP's eq
 single-sequence target that puts the rationale before the answer) need the decoded text.
 
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
-sequence, loss on the target only; `label_loss` computes logits at the target positions only).
+sequence, loss on the target only; `label.label_loss` computes logits at the target positions only).
 Validated by one forward pass where that is exact, otherwise their validation accuracy comes from
 `evaluate.predict`, the function that also scores the test set, rather than from
 Seq2SeqTrainer's predict_with_generate, which would generate after the whole (right-padded,
@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
-from attrdistill.attribution.gradients import causal_target_outputs, target_positions
 from attrdistill.config import ModelConfig
+from attrdistill.distill.label import label_loss
 from attrdistill.errors import StageError
 from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
 from attrdistill.evaluate.predict import predict
@@ -114,32 +114,6 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         if explain:
             loss = loss + self.rationale_weight * label_loss(model, explain)[0]
         return (loss, outputs) if return_outputs else loss
-
-
-def label_loss(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean cross-entropy of the target tokens, the logits predicting them in target order (batch, T, V)).
-
-    A seq2seq model's decoder runs on the target alone, so its logits are these already. A decoder-only
-    model's sequence is mostly prompt: its hidden states are gathered at the positions that predict a
-    target token before the output layer, so the vocabulary-sized logits (and their gradient) are computed
-    for those positions only; the loss is the full-logits loss (tested to 1e-5). Models whose output is
-    more than the output layer (logit soft-capping or scaling) take the full path.
-    """
-    if not is_causal(model) or any(getattr(model.config, a, None) for a in ("final_logit_softcapping", "logit_scale")):
-        outputs = model(**inputs)
-        logits = outputs.logits
-        if is_causal(model):
-            logits = causal_target_outputs(logits, inputs["labels"])[0]
-        return outputs.loss, logits
-    labels = inputs["labels"]
-    hidden = model.base_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
-    positions, keep = target_positions(labels)
-    # The output at position p predicts the token at p + 1 (a prompt is never empty).
-    at = (positions - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-    logits = model.get_output_embeddings()(hidden.gather(1, at))
-    targets = labels.gather(1, positions)
-    loss = torch.nn.functional.cross_entropy(logits[keep].float(), targets[keep])
-    return loss, logits
 
 
 @dataclass

@@ -10,9 +10,11 @@ A variant names at most one objective and at most one rationale source, joined b
   `seqkd` (the gold label replaced by the teacher's greedy output: sequence-level KD, Kim & Rush 2016).
 - rationale source (RATIONALES, or any attribution method's name, optionally '@k<k>'): the words the
   student learns to generate beside the label (`explain:` task, or the single-sequence target).
-- loss term (TERMS), `<term>:<method>`: a term added to the loss from the student's own forward, guided by
-  the teacher's word scores by an attribution method; `match:<method>` is attribution matching, the
-  student's own saliency pulled toward those scores (`matching.py`). Combines with the others.
+- loss term (TERMS), `<term>:<guide>`: a term added to the loss from the student's own forward, guided by
+  word scores: the teacher's by an attribution method (`match:occlusion`; `match:random` is the control), or
+  the words the data marks (`match:human`, `match:oracle`: 1 on each marked word); `match:<guide>` is
+  attribution matching, the student's own saliency pulled toward those scores (`matching.py`), for
+  seq2seq and decoder-only students alike, across model families. Combines with the others.
 
 A new objective, term or source is one entry here (plus what it computes, in its own module); config
 validation, the docs of `distill.variants`, the plan, the trainer and the report read these tables. An
@@ -90,8 +92,9 @@ class Term:
 
 
 TERMS: dict[str, Term] = {
-    "match": Term("adds distill.match_weight * KL(teacher's word scores by <method> || the student's own saliency) "
-                  "to the label loss (attribution matching, a double backward)", ("match_weight",),
+    "match": Term("adds distill.match_weight * KL(word scores of <guide> || the student's own saliency) to the label "
+                  "loss (attribution matching, a double backward); <guide> is an attribution method (the teacher's "
+                  "scores; random: the control) or human / oracle (1 on the words the data marks)", ("match_weight",),
                   "attrdistill.distill.matching:AttributionMatching", "words its saliency is pulled toward"),
 }
 
@@ -105,6 +108,9 @@ class RationaleSource:
     doc: str
     text: Callable[[Any, int], str]   # (example, data seed) -> its rationale; DataError where the data lacks it
     reference: bool = False           # the task's true words: listed beside the attribution methods, recall 1
+    # (example) -> the indices of the words it marks: then it also guides a loss term ('match:human'), as a
+    # word score of 1 on each marked word and 0 elsewhere; DataError where the data lacks them
+    words: Callable[[Any], list[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class Variant:
     rationale: str | None = None   # a RATIONALES key or an attribution method
     k: int | None = None           # '@k<k>': another rationale length than attribution.k
     term: str | None = None        # '<term>:<method>': a TERMS entry ...
-    guide: str | None = None       # ... and the attribution method whose word scores guide it
+    guide: str | None = None       # ... and what guides it: an attribution method's word scores, or data_guides()
 
     @property
     def reads(self) -> str | None:
@@ -139,9 +145,10 @@ def parse_variant(name: str, methods: tuple[str, ...] | None = None) -> Variant:
     for part in name.split("+"):
         head, colon, tail = part.partition(":")
         if colon:
-            if head not in TERMS or tail not in methods or term is not None:
-                raise ConfigError(f"variant {name!r}: '{part}' should be one <term>:<method> with a term of "
-                                  f"{', '.join(TERMS)} and an attribution method ({', '.join(methods)})")
+            if head not in TERMS or tail not in (*methods, *data_guides()) or term is not None:
+                raise ConfigError(f"variant {name!r}: '{part}' should be one <term>:<guide> with a term of "
+                                  f"{', '.join(TERMS)} and a guide: an attribution method ({', '.join(methods)}) or "
+                                  f"the data's marked words ({', '.join(data_guides())})")
             term, guide = head, tail
             continue
         if part in OBJECTIVES and part != "label":
@@ -179,11 +186,11 @@ def _indices_text(ex: Any, indices: list[int]) -> str:
     return ", ".join(words(ex.input)[i] for i in indices)
 
 
-def _human(ex: Any) -> str:
+def _highlighted(ex: Any) -> list[int]:
     if ex.human is None:
         raise DataError("distill.variants: 'human' needs human highlights (CoS-E on cqa, the e-SNLI CSV files, "
                         "data.human_field of own data), which this data lacks")
-    return _indices_text(ex, list(ex.human))
+    return list(ex.human)
 
 
 def _dsbs(ex: Any) -> str:
@@ -195,13 +202,14 @@ def _dsbs(ex: Any) -> str:
 # name -> entry; the data-given rationale sources.
 RATIONALES: dict[str, RationaleSource] = {
     "oracle": RationaleSource("the task's true decisive words, in label order (builtin task, or data with "
-                              "highlights)", lambda ex, seed: _indices_text(ex, _decisive(ex)), reference=True),
+                              "highlights)", lambda ex, seed: _indices_text(ex, _decisive(ex)), reference=True,
+                              words=_decisive),
     "oracle_shuffled": RationaleSource("the same words in a seeded random order per example (a control: word "
                                        "choice without order)",
                                        lambda ex, seed: _indices_text(ex, _shuffled(ex, seed))),
     "dsbs": RationaleSource("the data's LLM (PaLM) rationales: Distilling Step-by-Step", lambda ex, seed: _dsbs(ex)),
     "human": RationaleSource("the data's human highlights: CoS-E spans on cqa, e-SNLI marks",
-                             lambda ex, seed: _human(ex)),
+                             lambda ex, seed: _indices_text(ex, _highlighted(ex)), words=_highlighted),
 }
 
 
@@ -210,18 +218,26 @@ def given_rationales(source: str, examples: list[Any], seed: int) -> dict[str, s
     return {ex.id: RATIONALES[source].text(ex, seed) for ex in examples}
 
 
+def data_guides() -> tuple[str, ...]:
+    """The rationale sources that can guide a loss term: those that mark words of the input (oracle, human)."""
+    return tuple(name for name, source in RATIONALES.items() if source.words is not None)
+
+
 def check_available(variant: str, examples: list[Any]) -> None:
-    """ValueError before any work when the data lacks what a variant's rationale source reads."""
-    source = parse_variant(variant).rationale
-    if source in RATIONALES:
+    """DataError before any work when the data lacks what a variant's rationale source or data guide reads."""
+    v = parse_variant(variant)
+    if v.rationale in RATIONALES:
         for ex in examples:
-            RATIONALES[source].text(ex, 0)
+            RATIONALES[v.rationale].text(ex, 0)
+    if v.guide in data_guides():
+        for ex in examples:
+            RATIONALES[v.guide].words(ex)
 
 
 def variants_doc() -> str:
     """The doc of `distill.variants`, from the two registries."""
     objectives = "; ".join([f"{k}: {v.doc}" for k, v in OBJECTIVES.items() if k != "label"]
-                           + [f"{k}:<method>: {v.doc}" for k, v in TERMS.items()])
+                           + [f"{k}:<guide>: {v.doc}" for k, v in TERMS.items()])
     sources = "; ".join(f"{k}: {v.doc}" for k, v in RATIONALES.items())
     return ("Students to train. 'standard' = label only. A variant is an optional objective and an optional "
             "rationale source joined by '+', e.g. kd, saliency, kd+saliency, saliency@k3. Objectives: "

@@ -122,7 +122,7 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
 
 
 def check_variants(run: Path, cfg: RunConfig) -> None:
-    """Before the teacher trains: the data must have what every variant's rationale source reads."""
+    """Before the teacher trains: the data must have what every variant's rationale source and data guide read."""
     student_train = load_split(run, TRAIN)
     for variant in cfg.distill.variants:
         check_available(variant, student_train)

@@ -27,7 +27,7 @@ from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.config import RunConfig, dump_config, pretrained
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
-from attrdistill.distill.rows import forced_validation, rationales_for, teacher_rows, train_rows
+from attrdistill.distill.rows import forced_validation, guide_scores, rationales_for, teacher_rows, train_rows
 from attrdistill.distill.trainer import train
 from attrdistill.evaluate import analysis
 from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
@@ -127,7 +127,7 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     v, d = parse_variant(variant), cfg.distill
     examples = load_split(run, TRAIN)
     teacher = teacher_rows(lay.signal(v.reads)) if v.reads else None
-    term = (v.term, {r.id: r.scores for r in attribution_rows(run, v.guide)}) if v.term else None
+    term = (v.term, guide_scores(run, cfg, v.guide, examples)) if v.term else None
     rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
     valid = train_rows(load_split(run, "valid"), cfg)
     model, tok = student_start(run, cfg, seed, examples)
