@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML config (default: the built-in configs/default.yaml settings)")
     run.add_argument("--out", type=Path, help="run directory (default: runs/<name>)")
     run.add_argument("--force", action="store_true", help="delete the run directory's outputs first")
-    run.add_argument("--dry-run", action="store_true", help="print the plan (which units would run, and why) and stop")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the config and what it needs (files, models) as a run does, print the plan (which "
+                          "units would run, and why) and stop")
     _add_overrides(run)
 
     for verb, text in ((v.command, v.help) for stage, v in STAGES.items() if v.command == stage):
@@ -136,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             run_dir = args.out or Path("runs") / cfg.name
             if run_dir.exists() and not run_dir.is_dir():
                 raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
+            # Before --force removes anything, the run directory is made or a model loads; a dry run is refused
+            # where the run would be (missing files, a keep_blocks the model's config.json lacks).
+            check_environment(cfg)
             if args.dry_run:
                 return _print_plan(run_dir, cfg)
-            check_environment(cfg)   # before --force removes anything, the run directory is made or a model loads
             if args.force and run_dir.exists() and is_main():
                 shutil.rmtree(run_dir)
             barrier()

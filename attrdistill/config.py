@@ -26,6 +26,7 @@ from typing import Annotated, Any, Callable, Literal
 import yaml
 
 from attrdistill.errors import ConfigError
+from attrdistill.modeling.blocks import Blocks, read_config_json, read_gguf
 from attrdistill.registry.methods import REGISTRY, aligned_names, method_names, methods_doc
 from attrdistill.registry.variants import parse_variant, variants_doc
 from attrdistill.report.paper import SETTINGS
@@ -397,6 +398,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     if cfg.teacher.init != "model":
         raise ConfigError(f"teacher.init: expected one of model (only a student starts from the teacher), got "
                           f"{cfg.teacher.init!r}")
+    if not cfg.distill.variants:
+        raise ConfigError("distill.variants: expected at least one student variant (a run compares students with "
+                          "its teacher), e.g. [standard, saliency]")
+    parsed: dict[Any, str] = {}
     for v in cfg.distill.variants:
         try:
             variant = parse_variant(v)
@@ -405,6 +410,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         if variant.objective == "kd" and cfg.distill.format == "single":
             raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format puts "
                               "after the rationale's; use distill.format: two_task or label_first")
+        if variant in parsed:   # the same students twice: a repeat, or another spelling ('kd+saliency', 'saliency+kd')
+            again = _twice(cfg.distill.variants, v) if parsed[variant] == v else f"{v!r} is {parsed[variant]!r} again"
+            raise ConfigError(f"distill.variants: {again}; each variant trains its students once")
+        parsed[variant] = v
     if not 0 <= cfg.distill.kd_alpha <= 1 or not 0 < cfg.distill.kd_beta < 1:
         raise ConfigError(f"distill.kd_alpha / kd_beta: expected alpha in [0, 1] and beta in (0, 1), got "
                           f"{cfg.distill.kd_alpha} / {cfg.distill.kd_beta}")
@@ -417,6 +426,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"analysis.fractions: expected shares in (0, 1], got {cfg.analysis.fractions}")
     if not cfg.distill.seeds:
         raise ConfigError("distill.seeds: expected at least one seed")
+    repeated = next((s for s in cfg.distill.seeds if cfg.distill.seeds.count(s) > 1), None)
+    if repeated is not None:
+        raise ConfigError(f"distill.seeds: {_twice(cfg.distill.seeds, repeated, 'seed ')}; a seed trains each "
+                          "variant once, and the report's mean and std count seeds")
     _validate_attribution(cfg)
     if cfg.student.train.max_steps == 0:
         raise ConfigError("student.train.max_steps: expected a value > 0 (teacher.train.max_steps may be 0: "
@@ -446,7 +459,81 @@ def validate(cfg: RunConfig) -> RunConfig:
         if not pretrained(m) and m.d_model % m.num_heads:
             raise ConfigError(f"{role}.d_model: expected a multiple of {role}.num_heads ({m.num_heads}), "
                               f"got {m.d_model}")
+        _check_kept_blocks(cfg, role, files=False)   # a student cut from a from-scratch teacher: its num_layers
     return cfg
+
+
+def _twice(values: list, value: Any, what: str = "") -> str:
+    """'seed 0 appears twice' (or 'N times')."""
+    n = values.count(value)
+    return f"{what}{value if what else repr(value)} appears {'twice' if n == 2 else f'{n} times'}"
+
+
+def _start_blocks(cfg: RunConfig, role: str, files: bool) -> tuple[str, Blocks] | None:
+    """(who, blocks) of the weights `role` starts from, before its own keep_* cut: a from-scratch model's
+    num_layers; with `files`, a pretrained model's config.json or GGUF header; with init: teacher, the teacher's
+    after the teacher's own cut. None where that is not known (files needed, unreadable or not cached)."""
+    m: ModelConfig = getattr(cfg, role)
+    if m.init == "teacher":
+        found = _start_blocks(cfg, "teacher", files)
+        if found is None:
+            return None
+        t = cfg.teacher
+        return f"the teacher ({role}.init: teacher)", found[1].pruned(t.keep_blocks, t.keep_every, "teacher")
+    if not pretrained(m):
+        return f"the from-scratch {role}", Blocks(m.num_layers, m.architecture == "t5", f"{role}.num_layers")
+    if not files:
+        return None
+    if m.gguf_file:
+        path = _gguf_local(m)
+        blocks = read_gguf(path) if path is not None else None
+    else:
+        path = _config_json(str(m.model))
+        blocks = read_config_json(path) if path is not None else None
+    return (f"{role}.{'gguf_file' if m.gguf_file else 'model'}", blocks) if blocks is not None else None
+
+
+def _check_kept_blocks(cfg: RunConfig, role: str, files: bool) -> None:
+    """`role.keep_blocks` names blocks its starting weights have (and, for a T5, block 0), where the block count
+    is known: from the size fields (`validate`), or also from the model's files (`check_environment`)."""
+    m: ModelConfig = getattr(cfg, role)
+    found = _start_blocks(cfg, role, files) if m.keep_blocks else None
+    if found is None:
+        return
+    who, blocks = found
+    problem = blocks.kept_problem(m.keep_blocks)
+    if problem:
+        raise ConfigError(f"{role}.keep_blocks: {problem}: {who} has {blocks.count} blocks"
+                          f"{' in each stack' if blocks.encoder_decoder else ''} ({blocks.source})")
+
+
+def _config_json(model: str) -> Path | None:
+    """The config.json of a local model folder or a hub id (from the hub cache; online, that one small file is
+    fetched: what loading reads first); None where there is none."""
+    local = Path(model).expanduser()
+    if local.exists():
+        return local / "config.json" if (local / "config.json").is_file() else None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    cached = try_to_load_from_cache(model, "config.json")
+    if isinstance(cached, str):
+        return Path(cached)
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return None
+    try:
+        return Path(hf_hub_download(model, "config.json"))
+    except (OSError, ValueError):   # no such repository, no network: loading the model says so
+        return None
+
+
+def _gguf_local(m: ModelConfig) -> Path | None:
+    """The GGUF file `m` names on this machine: a local path, or a hub repository's file in the hub cache (a
+    GGUF file is the weights, so nothing is fetched for its header)."""
+    path = gguf_path(m)
+    if path is not None:
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+    cached = try_to_load_from_cache(str(m.model), str(m.gguf_file))
+    return Path(cached) if isinstance(cached, str) else None
 
 
 # What each stage reads from outside the run directory: the data, the teacher's weights, the student's.
@@ -454,8 +541,9 @@ _ENVIRONMENT = {"data": ("data",), "finetune": ("teacher",), "distill": ("studen
 
 
 def check_environment(cfg: RunConfig, stages: list[str] | None = None) -> None:
-    """Before any work of `stages` (None: all): the files, hub-cache entries and packages they need exist.
-    Each problem is a ConfigError naming the field."""
+    """Before any work of `stages` (None: all): the files, hub-cache entries and packages they need exist, and a
+    pretrained model (or the teacher a student is cut from) has the blocks keep_blocks names, read from its
+    config.json or GGUF header. Each problem is a ConfigError naming the field."""
     needs = {n for stage in (stages or _ENVIRONMENT) for n in _ENVIRONMENT.get(stage, ())}
     if "data" in needs:
         d = cfg.data
@@ -478,6 +566,7 @@ def check_environment(cfg: RunConfig, stages: list[str] | None = None) -> None:
         problem = _gguf_problem(m) if m.gguf_file else None
         if problem:
             raise ConfigError(f"{role}.gguf_file: {problem}")
+        _check_kept_blocks(cfg, role, files=True)   # the block count of a pretrained model: its config or header
 
 
 def _validate_attribution(cfg: RunConfig) -> None:
@@ -501,7 +590,28 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected key=value, e.g. attribution.k=3")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+    try:
+        return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as e:   # columns count from the start of 'key=value'
+        raise _yaml_error(e, f"override {text!r}", value, len(key) + 1) from None
+
+
+def _yaml_error(e: yaml.YAMLError, where: str, text: str, offset: int = 0) -> ConfigError:
+    """One line for a YAML syntax error in `text`: where, line and column (1-based; `offset` is added to columns
+    of the first line), what was expected, and where the construct it was in began."""
+    def at(line: int, column: int) -> str:
+        return f"line {line + 1}, column {column + 1 + (offset if line == 0 else 0)}"
+    if isinstance(e, yaml.reader.ReaderError):   # a character YAML does not allow: no mark, a position
+        lines = text[:e.position].split("\n")
+        character = f" (character {chr(e.character)!r})" if isinstance(e.character, int) else ""
+        return ConfigError(f"{where}: {at(len(lines) - 1, len(lines[-1]))}: not valid YAML: {e.reason}{character}")
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or not problem:
+        return ConfigError(f"{where}: not valid YAML: {' '.join(str(e).split())}")
+    context, start = getattr(e, "context", None), getattr(e, "context_mark", None)
+    began = f" that starts at {at(start.line, start.column)}" if start is not None else ""
+    return ConfigError(f"{where}: {at(mark.line, mark.column)}: not valid YAML: {problem}"
+                       + (f" ({context}{began})" if context else ""))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -511,10 +621,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
+        content = path.read_text(encoding="utf-8")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = yaml.safe_load(content) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+            raise _yaml_error(e, str(path), content) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     for text in overrides or []:

@@ -30,6 +30,17 @@
 | 26 | a bug in a stage (not bad input) | keeps its traceback, also written to RUN/log.txt |
 | 27 | a hub id that does not exist (online) | "model not found" and the id, one line |
 | 28 | `order: aligned`, a loss term guided by a method without step scores | attribution.order, the method |
+| 29 | a seed twice in distill.seeds | distill.seeds, the seed |
+| 30 | a variant twice in distill.variants, or spelled another way | distill.variants, the variant(s) |
+| 31 | no student variant (`distill.variants: []`): refused, not run as a teacher alone | distill.variants |
+| 32 | keep_blocks beyond a from-scratch teacher's blocks (init: teacher) | student.keep_blocks, teacher.num_layers |
+| 33 | keep_blocks without block 0 on a T5 | student.keep_blocks, block 0 |
+| 34 | keep_blocks beyond a pretrained model's blocks (config.json; a cut teacher's) | the field, the file |
+| 35 | keep_blocks beyond a GGUF file's blocks (its header) | student.keep_blocks, the file and key |
+| 36 | a YAML syntax error in a config file | one line: the file, line, column, what was expected |
+| 37 | a YAML syntax error in a `--set` value | one line: the override, column, what was expected |
+
+Every config case (1-9, 25, 28-37) is refused by `run` and `run --dry-run` alike, before the run directory exists.
 """
 
 from __future__ import annotations
@@ -81,18 +92,82 @@ CONFIG_CASES = {
                                            "distill.variants=[standard,match:integrated_gradients]"],
                                           r"attribution.order: aligned needs per-target-token scores, which "
                                           r"integrated_gradients does not give"),
+    "seed twice": (["distill.seeds=[0,0]"], r"^distill.seeds: seed 0 appears twice"),
+    "variant twice": (["distill.variants=[standard,kd,standard]"], r"^distill.variants: 'standard' appears twice"),
+    "variant spelled twice": (["distill.variants=[kd+saliency,saliency+kd]"],
+                              r"^distill.variants: 'saliency\+kd' is 'kd\+saliency' again"),
+    "no variant": (["distill.variants=[]"], r"^distill.variants: expected at least one student variant"),
+    # The block count comes from the teacher's size fields (validate), or a model's config.json or GGUF header
+    # (check_environment, the files in $TMP: FILES): never from training the teacher or loading weights.
+    "keep_blocks beyond the teacher's": (["student.init=teacher", "student.keep_blocks=[0,99]"],
+                                         r"^student.keep_blocks: expected increasing block indices in 0\.\.1, got "
+                                         r"\[0, 99\]: the teacher \(student.init: teacher\) has 2 blocks in each "
+                                         r"stack \(teacher.num_layers\)$"),
+    "keep_blocks without T5 block 0": (["student.init=teacher", "student.keep_blocks=[1]"],
+                                       r"^student.keep_blocks: a T5 must keep block 0 \(its relative position "
+                                       r"bias\), got \[1\]"),
+    "keep_blocks beyond config.json": (["student.model=$TMP/llama", "student.keep_blocks=[0,4]"],
+                                       r"^student.keep_blocks: expected increasing block indices in 0\.\.3, got "
+                                       r"\[0, 4\]: student.model has 4 blocks \(\S+/llama/config.json: "
+                                       r"num_hidden_layers\)$"),
+    "keep_blocks beyond a cut teacher": (["teacher.model=$TMP/t5", "teacher.keep_every=2", "student.init=teacher",
+                                          "student.keep_blocks=[0,3]"],
+                                         r"^student.keep_blocks: expected increasing block indices in 0\.\.2, .*: "
+                                         r"the teacher \(student.init: teacher\) has 3 blocks in each stack \(6 of "
+                                         r"\S+/t5/config.json: num_layers, cut by teacher.keep_every 2\)$"),
+    "keep_blocks beyond a GGUF header": (["student.gguf_file=$TMP/llama.gguf", "student.keep_blocks=[0,2,5]"],
+                                         r"^student.keep_blocks: expected increasing block indices in 0\.\.4, got "
+                                         r"\[0, 2, 5\]: student.gguf_file has 5 blocks \(\S+/llama.gguf: "
+                                         r"llama.block_count\)$"),
+    "YAML syntax error in a file": (["$TMP/bad.yaml"],   # an entry without '=' is the config file
+                                    r"^\S+/bad.yaml: line 3, column 1: not valid YAML: expected ',' or '\]', but "
+                                    r"got '<stream end>' \(while parsing a flow sequence that starts at line 2, "
+                                    r"column 4\)$"),
+    "YAML syntax error in --set": (["distill.seeds=[0,1"],
+                                   r"^override 'distill.seeds=\[0,1': line 1, column 19: not valid YAML: expected "
+                                   r"',' or '\]', but got '<stream end>' \(while parsing a flow sequence that "
+                                   r"starts at line 1, column 15\)$"),
 }
 
+# The files some cases name as $TMP/...: a config with a syntax error, two pretrained models' config.json.
+FILES = {"bad.yaml": "name: mine\na: [1, 2\n",
+         "llama/config.json": json.dumps({"model_type": "llama", "num_hidden_layers": 4}),
+         "t5/config.json": json.dumps({"model_type": "t5", "is_encoder_decoder": True, "num_layers": 6})}
 
+
+def _gguf(path: Path, blocks: int) -> None:
+    """A GGUF file with a header only: its architecture and block count, no tensors."""
+    import gguf
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(blocks)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _args(entries: list[str], tmp_path: Path) -> list[str]:
+    """--set for each key=value, the config file for an entry without '='; $TMP is `tmp_path`, holding FILES."""
+    for name, text in FILES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    _gguf(tmp_path / "llama.gguf", 5)
+    entries = [e.replace("$TMP", str(tmp_path)) for e in entries]
+    return [e for e in entries if "=" not in e] + _sets(*(e for e in entries if "=" in e))
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("case", CONFIG_CASES)
-def test_config_is_refused_before_any_work(case, caplog, tmp_path, monkeypatch):
+def test_config_is_refused_before_any_work(case, dry_run, caplog, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    overrides, pattern = CONFIG_CASES[case]
+    entries, pattern = CONFIG_CASES[case]
     with caplog.at_level(logging.ERROR):
-        assert main(["run", "--out", str(tmp_path / "run"), *_sets(*overrides)]) == 2
+        assert main(["run", "--out", str(tmp_path / "run"), *["--dry-run"] * dry_run, *_args(entries, tmp_path)]) == 2
     assert not (tmp_path / "run").exists(), "a refused config must not create the run directory"
+    assert capsys.readouterr().out == "", "no plan is printed for a refused config"
     import re
-    assert re.search(pattern, caplog.records[-1].getMessage()), caplog.records[-1].getMessage()
+    message = caplog.records[-1].getMessage()
+    assert re.search(pattern, message) and "\n" not in message, message
 
 
 def test_gguf_without_the_gguf_package_names_the_extra(tmp_path, monkeypatch, caplog):

@@ -78,7 +78,11 @@ def test_bad_files_name_the_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("teacher: [unclosed\n")
-    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: line 2, column 1: not valid YAML: expected ',' or '\]'"):
+        load_config(bad)
+    bad.write_text("name: x\nteacher:\n  model: a\x07b\n")   # a character YAML refuses: no mark, a position
+    with pytest.raises(ConfigError, match=r"bad.yaml: line 3, column 11: not valid YAML: special characters are "
+                                          r"not allowed \(character '\\x07'\)$"):
         load_config(bad)
     wrong = tmp_path / "wrong.yaml"
     wrong.write_text("distill:\n  seedz: [1]\n")
@@ -102,3 +106,43 @@ def test_choices_and_ranges_are_the_fields_types():
     with pytest.raises(ConfigError, match=r"data.train_split: expected one of train, valid, got 'test'"):
         load_config(None, ["data.train_split=test"])
     assert load_config(None, ["teacher.train.max_steps=0", "data.limit=0"]).teacher.train.max_steps == 0
+
+
+def test_block_counts_are_read_without_weights(tmp_path):
+    """keep_blocks is checked against a pretrained model's config.json or GGUF header; where neither tells, the
+    loader's own check (pruning.keep_blocks) stays."""
+    from attrdistill.modeling.blocks import Blocks, read_config_json, read_gguf
+    from tests.test_bad_input import _gguf
+    config = tmp_path / "config.json"
+    config.write_text('{"is_encoder_decoder": true, "num_layers": 8, "num_decoder_layers": 6}')
+    assert read_config_json(config) == Blocks(6, True, f"{config}: num_layers / num_decoder_layers")
+    config.write_text('{"is_encoder_decoder": true, "encoder_layers": 6}')   # BART: not T5-style, not known
+    assert read_config_json(config) is None
+    config.write_text('{"n_layer": 12}')
+    assert read_config_json(config) == Blocks(12, False, f"{config}: n_layer")
+    assert read_config_json(tmp_path / "none.json") is None
+    _gguf(tmp_path / "m.gguf", 30)
+    assert read_gguf(tmp_path / "m.gguf") == Blocks(30, False, f"{tmp_path / 'm.gguf'}: llama.block_count")
+    (tmp_path / "stand-in.gguf").write_bytes(b"GGUF")
+    assert read_gguf(tmp_path / "stand-in.gguf") is None
+    assert Blocks(30, False, "x").pruned([], 3, "teacher").count == 10
+    assert Blocks(6, True).kept_problem([0, 5]) is None and "block 0" in Blocks(6, True).kept_problem([1, 5])
+
+
+def test_keep_blocks_the_model_has_pass_the_checks(tmp_path, monkeypatch):
+    from tests.test_bad_input import _gguf
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / "config.json").write_text('{"num_hidden_layers": 4}')
+    _gguf(tmp_path / "m.gguf", 5)
+    check_environment(load_config(None, [f"student.model={tmp_path / 'llama'}", "student.keep_blocks=[0, 3]"]))
+    check_environment(load_config(None, [f"teacher.gguf_file={tmp_path / 'm.gguf'}", "teacher.keep_every=2",
+                                         "student.init=teacher", "student.keep_blocks=[0, 2]"]))
+    with pytest.raises(ConfigError, match=r"0\.\.2, got \[0, 3\]: the teacher .* has 3 blocks \(5 of "):
+        check_environment(load_config(None, [f"teacher.gguf_file={tmp_path / 'm.gguf'}", "teacher.keep_every=2",
+                                             "student.init=teacher", "student.keep_blocks=[0, 3]"]))
+    # Offline, a hub model not in the cache is refused by name; its blocks are not known, so not checked here.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = load_config(None, ["student.model=someone/not-cached", "student.keep_blocks=[0, 99]"])
+    with pytest.raises(ConfigError, match="student.model: .*HF_HUB_OFFLINE=1"):
+        check_environment(cfg)
+    check_environment(cfg, ["finetune"])   # the teacher's stage does not read the student

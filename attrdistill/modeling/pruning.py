@@ -19,6 +19,7 @@ from transformers import PreTrainedModel
 
 from attrdistill.config import INFLUENCE_EXAMPLES, ModelConfig
 from attrdistill.errors import ConfigError
+from attrdistill.modeling.blocks import Blocks
 from attrdistill.modeling.features import collate, encode, is_causal
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,10 @@ def keep_blocks(model: PreTrainedModel, kept: list[int]) -> PreTrainedModel:
     would address slots of blocks that no longer exist. A T5 must keep block 0: it holds the
     relative position bias that every block uses.
     """
-    def chosen(count: int) -> list[int]:
-        if not kept or kept != sorted(set(kept)) or kept[0] < 0 or kept[-1] >= count:
-            raise ConfigError(f"keep_blocks: expected increasing block indices in 0..{count - 1}, got {kept}")
-        if model.config.is_encoder_decoder and kept[0] != 0:
-            raise ConfigError(f"keep_blocks: a T5 must keep block 0 (its relative position bias), got {kept}")
+    def chosen(count: int) -> list[int]:   # the config checks refuse the same before any work (blocks.py)
+        problem = Blocks(count, bool(model.config.is_encoder_decoder)).kept_problem(kept)
+        if problem:
+            raise ConfigError(f"keep_blocks: {problem}")
         return list(kept)
     return _keep(model, lambda count, stack: chosen(count), "keep_blocks")
 
