@@ -234,6 +234,9 @@ class DistillConfig:
         "kd_beta, as TRL's GKD).")
     kd_beta: float = _f(0.5, "kd: beta of the generalised JSD (0.5 = the symmetric JSD).")
     match_weight: NonNegFloat = _f(1.0, "match: mu in L = L_label + mu * KL(teacher word scores || student saliency).")
+    term_every: PosInt = _f(1, "A loss term (match:<guide>) on every n-th optimizer step only, the label loss alone on "
+                               "the others: a cheaper schedule for a term that costs a double backward (1 = every "
+                               "step).")
     kd_top_k: PosInt = _f(16, "kd: teacher logits kept per target token (plus the rest's mass); the vocabulary size "
                               "gives exact KD.")
     format: Literal["two_task", "single", "label_first"] = _f(
@@ -410,6 +413,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         if variant.objective == "kd" and cfg.distill.format == "single":
             raise ConfigError(f"distill.variants: {v!r} distils the label's tokens, which the single format puts "
                               "after the rationale's; use distill.format: two_task or label_first")
+        if variant.term is not None and cfg.student.gradient_checkpointing:
+            raise ConfigError(f"student.gradient_checkpointing: {v!r} takes a gradient of the student's saliency (a "
+                              "double backward), which checkpointed blocks do not give; set it false")
         if variant in parsed:   # the same students twice: a repeat, or another spelling ('kd+saliency', 'saliency+kd')
             again = _twice(cfg.distill.variants, v) if parsed[variant] == v else f"{v!r} is {parsed[variant]!r} again"
             raise ConfigError(f"distill.variants: {again}; each variant trains its students once")

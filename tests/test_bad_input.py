@@ -39,8 +39,9 @@
 | 35 | keep_blocks beyond a GGUF file's blocks (its header) | student.keep_blocks, the file and key |
 | 36 | a YAML syntax error in a config file | one line: the file, line, column, what was expected |
 | 37 | a YAML syntax error in a `--set` value | one line: the override, column, what was expected |
+| 38 | a loss term (double backward) with student.gradient_checkpointing | the setting and the variant |
 
-Every config case (1-9, 25, 28-37) is refused by `run` and `run --dry-run` alike, before the run directory exists.
+Every config case (1-9, 25, 28-38) is refused by `run` and `run --dry-run` alike, before the run directory exists.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ CONFIG_CASES = {
                                           r"attribution.order: aligned needs per-target-token scores, which "
                                           r"integrated_gradients does not give"),
     "seed twice": (["distill.seeds=[0,0]"], r"^distill.seeds: seed 0 appears twice"),
+    "match with checkpointing": (["distill.variants=[standard,match:occlusion]", "student.gradient_checkpointing=true"],
+                                 r"^student.gradient_checkpointing: 'match:occlusion' takes a gradient of the "
+                                 r"student's saliency \(a double backward\)"),
     "variant twice": (["distill.variants=[standard,kd,standard]"], r"^distill.variants: 'standard' appears twice"),
     "variant spelled twice": (["distill.variants=[kd+saliency,saliency+kd]"],
                               r"^distill.variants: 'saliency\+kd' is 'kd\+saliency' again"),

@@ -496,3 +496,18 @@ def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gg
     sizes = (3 + 256 + 10, word) if teacher_is_gguf else (word, len(load_tokenizer(ModelConfig(gguf_file=str(path)))))
     assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in message, message
     assert not (run / "students" / "kd").exists()
+
+
+@pytest.mark.parametrize("fmt", ["two_task", "label_first"])
+def test_match_trains_decoder_only_students_in_either_format(tmp_path, fmt):
+    """match:<guide> on a decoder-only student, alone and beside a rationale, two-task or label-first."""
+    run = tmp_path / fmt
+    sets = [o for o in TINY if not o.startswith("distill.variants")] + [
+        "teacher.architecture=llama", "student.architecture=llama", f"distill.format={fmt}",
+        "distill.variants=[standard, match:saliency, saliency+match:occlusion]"]
+    assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert set(m["students"]) == {"standard", "match:saliency", "saliency+match:occlusion"}
+    assert all(0 <= s["accuracy"] <= 1 for s in m["students"].values())
+    student, _ = load_trained(run / "students" / "match:saliency" / "seed0" / "model")
+    assert is_causal(student)

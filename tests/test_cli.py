@@ -239,7 +239,8 @@ def test_quiet_turns_off_the_progress_bars_too(tmp_path, capfd):
     tiny = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard]",
                                                                          "attribution.shard_size=4"]
     assert main(["-q", "run", "--out", str(tmp_path / "quiet"), *_sets(tiny)]) == 0
-    err = capfd.readouterr().err
+    out, err = capfd.readouterr()
     assert "it/s]" not in err and "%|" not in err, err[-500:]
+    assert "'loss'" not in out and "'eval_accuracy'" not in out, "nor the Trainer's log lines in their place"
     assert main(["run", "--out", str(tmp_path / "loud"), *_sets(tiny)]) == 0
     assert "%|" in capfd.readouterr().err, "without -q the bars are there (so the check above can fail)"

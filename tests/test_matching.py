@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from attrdistill.attribution.gradients import saliency
-from attrdistill.config import ModelConfig
+from attrdistill.config import ModelConfig, TrainConfig
 from attrdistill.distill.matching import match_divergence, pad_targets, student_saliency, token_targets
-from attrdistill.distill.trainer import collate_train, features
+from attrdistill.distill.trainer import collate_train, features, train
 from attrdistill.modeling.features import collate
 from attrdistill.modeling.words import words
 from tests.conftest import tiny_llama, tiny_t5
@@ -292,3 +292,44 @@ def test_match_oracle_trains_and_match_human_is_refused_before_work_where_data_l
         assert main(["-q", "run", "--out", str(other), *[x for o in sets for x in ("--set", o)]]) == 2
     assert "'human' needs human highlights" in caplog.records[-1].getMessage()
     assert not (other / "teacher" / "DONE.json").exists(), "refused before the teacher trains"
+
+
+# ---- a cheaper schedule: the term on every n-th step --------------------------------------------------
+
+class CountingTerm:
+    """A term that adds nothing and counts the steps it is asked for."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def __call__(self, model, inputs, tensors):
+        self.steps += 1
+        return model(**inputs), tensors["match_targets"].sum() * 0.0
+
+
+def test_term_every_applies_the_term_on_every_nth_step_only(word_tok, examples, tmp_path):
+    rows = [{"source": PREFIX + ex.input, "target": ex.label,
+             "match": {"input": ex.input, "prefix": PREFIX, "scores": [1.0] * len(words(ex.input))}}
+            for ex in examples[:8]]
+    valid = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[8:]]
+    cfg = ModelConfig(train=TrainConfig(max_steps=6, eval_steps=6, batch_size=4, learning_rate=1e-3))
+    for every, calls in ((1, 6), (2, 3), (3, 2)):
+        term = CountingTerm()
+        train(tiny_t5(len(word_tok)), word_tok, rows, valid, cfg, tmp_path / f"every{every}", term=term,
+              term_every=every, teacher_forced=True)
+        assert term.steps == calls, (every, term.steps)
+
+
+def test_term_every_enters_the_fingerprints_of_term_students_only_and_only_when_set(tmp_path):
+    from attrdistill.config import load_config
+    from attrdistill.run.plan import plan
+    from attrdistill.run.runner import fingerprints
+
+    def fps(*sets):
+        return fingerprints(plan(tmp_path, load_config(None, ["distill.variants=[standard,kd,match:occlusion]",
+                                                              *sets])))
+    base, one, two = fps(), fps("distill.term_every=1"), fps("distill.term_every=2")
+    assert one == base, "the default keeps the fingerprints runs made before the option have"
+    changed = {k for k in base if base[k] != two[k]}
+    assert "students/match:occlusion/seed0" in changed
+    assert not {k for k in changed if k.startswith(("students/standard", "students/kd", "teacher", "attributions"))}

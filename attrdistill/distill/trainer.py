@@ -36,7 +36,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+from transformers import (
+    EarlyStoppingCallback,
+    PrinterCallback,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    TrainerCallback,
+)
 
 from attrdistill.config import ModelConfig
 from attrdistill.distill.label import label_loss
@@ -62,18 +68,21 @@ TermLoss = Callable[[Any, dict[str, torch.Tensor], dict[str, torch.Tensor]], tup
 class TwoTaskTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose loss adds lambda * (loss on the `explain_*` half of the batch); an objective's loss
     (`objective_loss`, e.g. kd's, from the tensors of the teacher signal the batch carries) replaces the label's
-    cross-entropy in training (validation reports the cross-entropy); a loss `term` adds its own."""
+    cross-entropy in training (validation reports the cross-entropy); a loss `term` adds its own, on every
+    `term_every`-th optimizer step (the others train on the label loss alone: a cheaper schedule for a costly
+    term, counted from the trainer's global step, so a resumed run keeps the same steps)."""
 
     loss_is_scaled_for_ga = False   # both terms are per-batch means
 
     def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
-                 objective_loss: ObjectiveLoss | None = None, term: TermLoss | None = None,
+                 objective_loss: ObjectiveLoss | None = None, term: TermLoss | None = None, term_every: int = 1,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.rationale_weight = rationale_weight
         self.greedy_valid = greedy_valid
         self.objective_loss = objective_loss
         self.term = term
+        self.term_every = term_every
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -97,9 +106,9 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         signal = {k: inputs.pop(k) for k in list(inputs) if signal_of(k)}
         tensors = {k: inputs.pop(k) for k in list(inputs) if term_of(k)}
         outputs = extra = None
-        if tensors:   # the term's forward gives the label loss too
-            if self.term is None:
-                raise ValueError(f"the batch carries a loss term's {', '.join(tensors)} but the trainer has no term")
+        if tensors and self.term is None:
+            raise ValueError(f"the batch carries a loss term's {', '.join(tensors)} but the trainer has no term")
+        if tensors and self.state.global_step % self.term_every == 0:   # the term's forward gives the label loss
             outputs, extra = self.term(model, inputs, tensors)
             loss, logits = outputs.loss, outputs.logits
         elif return_outputs:    # evaluation: the full outputs, for the validation metrics
@@ -236,7 +245,7 @@ def last_checkpoint(folder: Path) -> Path | None:
 def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], valid_rows: list[TrainRow] | list[dict],
           cfg: ModelConfig, out_dir: Path, rationale_weight: float = 0.5, seed: int = 0,
           correct: Matcher = exact_match, label: str = "train", objective_loss: ObjectiveLoss | None = None,
-          term: TermLoss | None = None, teacher_forced: bool = False,
+          term: TermLoss | None = None, term_every: int = 1, teacher_forced: bool = False,
           report_to: list[str] | None = None) -> dict[str, Any]:
     """Fine-tune `model`, save the best checkpoint (by validation accuracy) to out_dir/model.
 
@@ -289,8 +298,10 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))
         if teacher_forced else None,
         processing_class=tokenizer, rationale_weight=rationale_weight, objective_loss=objective_loss,
-        term=term, greedy_valid=greedy,
+        term=term, term_every=term_every, greedy_valid=greedy,
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
+    if quiet():   # without a progress bar the Trainer prints every log line instead: -q wants neither
+        trainer.remove_callback(PrinterCallback)
     last = last_checkpoint(out_dir / "checkpoints")
     if last is not None:
         log.info("resuming %s from %s", label, last.name)

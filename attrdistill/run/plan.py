@@ -101,6 +101,8 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
         how = {"rationale": (d.rationale_weight, d.format) if v.rationale else None, "k": v.k,
                "objective": [getattr(d, f) for f in OBJECTIVES[v.objective].settings],
                "match": v.term_settings(d)}
+        if v.term and d.term_every != 1:   # only when set: students made before the option keep their fingerprints
+            how["term_every"] = d.term_every
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill",
                               partial(_stage, "train_student", run, cfg, name, seed),

@@ -134,7 +134,7 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     return train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
                  rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
                  label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
-                 term=TERMS[v.term].build(d) if v.term else None,
+                 term=TERMS[v.term].build(d) if v.term else None, term_every=d.term_every,
                  teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
                  report_to=cfg.report_to)
 
