@@ -77,7 +77,7 @@ NonNegFloat = Annotated[float, Bound(0, strict=False)]
 Source = Literal["builtin", "cqa", "svamp", "anli1", "esnli", "files"]
 Method = Annotated[str, Choices(method_names)]   # the attribution methods' registry (attrdistill.registry.methods)
 Quantity = Literal["logit", "log_prob", "margin"]
-Dtype = Literal["float32", "bfloat16", "float16"]
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 # Training examples that rank the blocks for keep_by: influence (a forward pass of 64 costs seconds on a CPU).
 INFLUENCE_EXAMPLES = 64
 QUANTITIES: tuple[str, ...] = typing.get_args(Quantity)
@@ -178,8 +178,11 @@ class ModelConfig:
     dropout: float = _f(0.1, "From-scratch model: dropout rate.")
     max_input_length: PosInt = _f(128, "Inputs are truncated to this many tokens.")
     max_target_length: PosInt = _f(32, "Targets (labels, rationales) are truncated to this many tokens.")
-    dtype: Dtype = _f("float32", "Compute dtype: float32, bfloat16 or float16. On a GPU, bf16/fp16 train with mixed "
-                                 "precision (float32 weights) and attribute/evaluate in that dtype.")
+    dtype: Dtype = _f("float32", "Compute dtype: float32, bfloat16, float16 or auto (bfloat16 where the device has "
+                                 "native bf16: a CUDA GPU with it, a CPU with AVX512-BF16 or AMX; float32 elsewhere; "
+                                 "what it resolved to is in environment.json). bf16 trains with mixed precision "
+                                 "(float32 weights) on a GPU or a CPU, fp16 on a GPU only; attribution and "
+                                 "evaluation run the model in that dtype.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory in training (large teachers).")
     train: TrainConfig = _f(TrainConfig(), "Optimisation settings.")
 

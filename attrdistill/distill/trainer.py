@@ -50,6 +50,7 @@ from attrdistill.errors import StageError
 from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode, is_causal
+from attrdistill.modeling.precision import trainer_precision
 from attrdistill.registry.signals import SIGNALS, fields, signal_of
 from attrdistill.registry.variants import TERMS
 from attrdistill.run.distributed import launched, quiet
@@ -258,6 +259,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
     t = cfg.train
     causal = is_causal(model)
     valid_rows = as_train_rows(valid_rows)
+    precision = trainer_precision(cfg.dtype)   # bf16: mixed precision on a GPU or a CPU alike
     args = Seq2SeqTrainingArguments(
         output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=max(t.batch_size, 64),
@@ -270,10 +272,10 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         report_to=list(report_to or []), save_only_model=False, remove_unused_columns=False, dataloader_num_workers=0,
         logging_nan_inf_filter=False,   # the default logs a NaN loss as the running mean, hiding it
         dataloader_pin_memory=torch.cuda.is_available(),
-        # Several processes without a GPU must say so, or each one trains alone instead of joining a gloo group.
-        use_cpu=launched() and not torch.cuda.is_available(),
-        bf16=cfg.dtype == "bfloat16" and torch.cuda.is_available(),
-        fp16=cfg.dtype == "float16" and torch.cuda.is_available(), disable_tqdm=quiet(),
+        # Several processes without a GPU must say so, or each one trains alone instead of joining a gloo group;
+        # so must bf16 on a CPU, or the Trainer refuses it.
+        use_cpu=(launched() or precision["bf16"]) and not torch.cuda.is_available(),
+        **precision, disable_tqdm=quiet(),
     )
 
     def generated_accuracy(pred: Any) -> dict[str, float]:

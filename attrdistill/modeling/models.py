@@ -41,6 +41,7 @@ from transformers import (
 
 from attrdistill.config import ModelConfig, gguf_path
 from attrdistill.errors import ConfigError
+from attrdistill.modeling.precision import compute_dtype
 from attrdistill.modeling.pruning import calibration_batches, keep_blocks, keep_every_nth, keep_influential
 from attrdistill.modeling.words import WORD_RE
 from attrdistill.run.distributed import launched, state
@@ -106,7 +107,7 @@ def load_model(cfg: ModelConfig, tokenizer: Any, seed: int = 0, teacher: Path | 
     with `init: teacher`, else a model of the configured size, seeded; then the blocks keep_* selects
     (`keep_by: influence` measures them on the first INFLUENCE_EXAMPLES (source, target) pairs of `calibration`)."""
     set_seed(seed)
-    # Trainable weights stay float32; cfg.dtype is the compute dtype (mixed precision on a GPU).
+    # Trainable weights stay float32; cfg.dtype is the compute dtype (mixed precision: precision.py).
     if cfg.init == "teacher":
         if teacher is None:
             raise ConfigError("init: teacher needs the fine-tuned teacher's folder")
@@ -188,5 +189,5 @@ def device() -> torch.device:
 
 def load_trained(path: Path, dtype: str = "float32") -> tuple[PreTrainedModel, Any]:
     """A model and tokenizer saved by a stage, in eval mode on the GPU if there is one, in `dtype`."""
-    model = _load_pretrained(path, DTYPES[dtype])
+    model = _load_pretrained(path, DTYPES[compute_dtype(dtype)])
     return model.to(device()).eval(), with_pad_token(AutoTokenizer.from_pretrained(path))

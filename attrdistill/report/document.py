@@ -142,7 +142,7 @@ def sections(run: Path, cfg: RunConfig, metrics: dict[str, Any], n_examples: int
                   [[r["a"], r["b"], str(r.get("n_a_right", "n/a")), _pct(r.get("right_also_right")),
                     str(r.get("n_a_wrong", "n/a")), _pct(r.get("wrong_same_wrong"))]
                    for r in an["prediction_overlap"]])]))
-    return out + [_rationales(run, cfg, metrics, n_examples), _timing(metrics.get("timing") or {})]
+    return out + [_rationales(run, cfg, metrics, n_examples), _timing(run, metrics.get("timing") or {})]
 
 
 def _interval(v: dict[str, Any], seeds: int) -> str:
@@ -378,13 +378,23 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
     return Section("Rationales", blocks + [table, "Heat-maps of the word scores. " + legend] + heat)
 
 
-def _timing(timing: dict[str, float]) -> Section:
+def _timing(run: Path, timing: dict[str, float]) -> Section:
+    precision = _precision(run)
     if not timing:
-        return Section("Time per stage", [Note("No timings.")])
+        return Section("Time per stage", [Note("No timings."), *precision])
     total = sum(timing.values()) or 1.0
     rows = [[k.removesuffix("_s"), f"{v:.1f}", f"{100 * v / total:.0f}"] for k, v in timing.items()]
     return Section("Time per stage", [Table(["stage", "seconds", "share (%)"],
-                                            rows + [["total", f"{sum(timing.values()):.1f}", "100"]])])
+                                            rows + [["total", f"{sum(timing.values()):.1f}", "100"]]), *precision])
+
+
+def _precision(run: Path) -> list[Block]:
+    """The compute dtype each role ran in, as environment.json recorded it (`dtype: auto` resolved)."""
+    try:
+        dtypes = json.loads(Layout(run).environment.read_text(encoding="utf-8")).get("dtype") or {}
+    except (OSError, ValueError):
+        return []
+    return [f"Compute dtype: {', '.join(f'{role} {d}' for role, d in dtypes.items())}."] if dtypes else []
 
 
 # ---- markdown ---------------------------------------------------------------------------------

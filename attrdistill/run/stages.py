@@ -33,6 +33,7 @@ from attrdistill.evaluate import analysis
 from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
+from attrdistill.modeling.precision import described
 from attrdistill.modeling.words import words
 from attrdistill.registry.methods import entry
 from attrdistill.registry.variants import OBJECTIVES, TERMS, parse_variant
@@ -237,4 +238,5 @@ def save_run_config(run: Path, cfg: RunConfig) -> None:
     run.mkdir(parents=True, exist_ok=True)
     with atomic_open(lay.config) as fh:
         fh.write(dump_config(cfg))
-    write_json(lay.environment, environment())
+    dtypes = {role: described(getattr(cfg, role).dtype) for role in ("teacher", "student")}   # `auto` resolved here
+    write_json(lay.environment, {**environment(), "dtype": dtypes})
