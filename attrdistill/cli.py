@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             barrier()
         else:
             run_dir = args.run_dir
-            if not (run_dir / "config.yaml").is_file():
+            if not Layout(run_dir).config.is_file():
                 raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
-            cfg = load_config(run_dir / "config.yaml", args.overrides)
+            cfg = load_config(Layout(run_dir).config, args.overrides)
             if args.verb == "plan":
                 return _print_plan(run_dir, cfg)
             check_environment(cfg, stages)
@@ -208,9 +208,9 @@ def _print_plan(run_dir: Path, cfg: RunConfig) -> int:
 
 
 def _show_scores(run_dir: Path, example: str | None, method: str | None, html_file: Path | None) -> int:
-    if not (run_dir / "config.yaml").is_file():
+    if not Layout(run_dir).config.is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(Layout(run_dir).config)
     method = method or cfg.attribution.method
     path = Layout(run_dir).attributions(method)
     if not path.is_file():
@@ -236,7 +236,7 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
 def _log_to(run_dir: Path) -> logging.Handler:
     """Also log into run_dir/log.txt; the caller removes the handler when the command ends."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler = logging.FileHandler(Layout(run_dir).log, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
     return handler

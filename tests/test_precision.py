@@ -27,6 +27,8 @@ def test_auto_resolves_by_what_the_device_has(monkeypatch):
     monkeypatch.setattr(precision, "_cuda", lambda: (True, True))
     assert precision.compute_dtype("auto") == "bfloat16" and precision.trainer_precision("float16")["fp16"]
     assert precision.compute_dtype("float32") == "float32"
+    # Scoring (attribution, faithfulness, kd logits) keeps float32 under auto; an explicit dtype is taken as asked.
+    assert precision.scoring_dtype("auto") == "float32" and precision.scoring_dtype("bfloat16") == "bfloat16"
     assert load_config(None, ["student.dtype=auto"]).student.dtype == "auto"
 
 

@@ -40,7 +40,7 @@ class TeacherLogits:
     def work(run: Path, cfg: RunConfig, teacher_fp: str) -> dict[str, Any]:
         lay = Layout(run)
         examples, sources = _sources(run, cfg)
-        model, tok = load_trained(lay.model(), cfg.teacher.dtype)
+        model, tok = load_trained(lay.model(), cfg.teacher.dtype, scoring=True)
         rows = teacher_logits(model, tok, [ex.id for ex in examples], sources, [ex.label for ex in examples],
                               cfg.distill.kd_top_k, cfg.distill.kd_temperature, cfg.teacher.max_input_length,
                               cfg.teacher.max_target_length, cfg.attribution.batch_size, cfg.attribution.shard_size,

@@ -54,8 +54,9 @@ from attrdistill.modeling.precision import trainer_precision
 from attrdistill.registry.signals import SIGNALS, fields, signal_of
 from attrdistill.registry.variants import TERMS
 from attrdistill.run.distributed import launched, quiet
+from attrdistill.run.layout import HISTORY, MODEL
 from attrdistill.run.records import TrainRow, as_train_rows
-from attrdistill.run.store import crash_point
+from attrdistill.run.store import CHECKPOINTS, crash_point
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
     valid_rows = as_train_rows(valid_rows)
     precision = trainer_precision(cfg.dtype)   # bf16: mixed precision on a GPU or a CPU alike
     args = Seq2SeqTrainingArguments(
-        output_dir=str(out_dir / "checkpoints"), learning_rate=t.learning_rate, max_steps=t.max_steps,
+        output_dir=str(out_dir / CHECKPOINTS), learning_rate=t.learning_rate, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=max(t.batch_size, 64),
         warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, lr_scheduler_type="linear", optim="adamw_torch",
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.eval_steps,
@@ -304,18 +305,18 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
     if quiet():   # without a progress bar the Trainer prints every log line instead: -q wants neither
         trainer.remove_callback(PrinterCallback)
-    last = last_checkpoint(out_dir / "checkpoints")
+    last = last_checkpoint(out_dir / CHECKPOINTS)
     if last is not None:
         log.info("resuming %s from %s", label, last.name)
     trainer.train(resume_from_checkpoint=str(last) if last else None)
     if guard.bad is not None:
         loss, step = guard.bad
-        kept = ", ".join(p.name for p in _checkpoints(out_dir / "checkpoints")) or "none yet"
+        kept = ", ".join(p.name for p in _checkpoints(out_dir / CHECKPOINTS)) or "none yet"
         raise StageError(f"{label}: the training loss became {loss} at step {step}; stopped without saving it. "
                          f"Checkpoints kept in {out_dir / 'checkpoints'}: {kept}. Lower the learning rate "
                          "(or use float32) and rerun to resume from the last good checkpoint.")
-    trainer.save_model(str(out_dir / "model"))
+    trainer.save_model(str(out_dir / MODEL))
     history = trainer.state.log_history
     if trainer.is_world_process_zero():   # every process holds the same history; one writes it
-        (out_dir / "log_history.json").write_text(json.dumps(history, indent=1))
+        (out_dir / HISTORY).write_text(json.dumps(history, indent=1))
     return {"best_valid_accuracy": trainer.state.best_metric, "steps": trainer.state.global_step}

@@ -41,7 +41,7 @@ from transformers import (
 
 from attrdistill.config import ModelConfig, gguf_path
 from attrdistill.errors import ConfigError
-from attrdistill.modeling.precision import compute_dtype
+from attrdistill.modeling.precision import compute_dtype, scoring_dtype
 from attrdistill.modeling.pruning import calibration_batches, keep_blocks, keep_every_nth, keep_influential
 from attrdistill.modeling.words import WORD_RE
 from attrdistill.run.distributed import launched, state
@@ -187,7 +187,8 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_trained(path: Path, dtype: str = "float32") -> tuple[PreTrainedModel, Any]:
-    """A model and tokenizer saved by a stage, in eval mode on the GPU if there is one, in `dtype`."""
-    model = _load_pretrained(path, DTYPES[compute_dtype(dtype)])
+def load_trained(path: Path, dtype: str = "float32", scoring: bool = False) -> tuple[PreTrainedModel, Any]:
+    """A model and tokenizer saved by a stage, in eval mode on the GPU if there is one, in `dtype` (resolved by
+    `precision.compute_dtype`, or with `scoring` -- attribution, faithfulness, kd logits -- `scoring_dtype`)."""
+    model = _load_pretrained(path, DTYPES[(scoring_dtype if scoring else compute_dtype)(dtype)])
     return model.to(device()).eval(), with_pad_token(AutoTokenizer.from_pretrained(path))

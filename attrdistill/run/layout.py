@@ -23,6 +23,7 @@ from attrdistill.registry.methods import REGISTRY, control
 from attrdistill.registry.variants import parse_variant
 
 DATA, TEACHER, ANALYSES, REPORT = "data", "teacher", "analyses", "report"
+MODEL, HISTORY = "model", "log_history.json"   # what a unit that trains a model writes in its folder
 TRAIN = "student_train"   # the split students learn from (attributions and teacher signals are made on it)
 
 
@@ -58,7 +59,7 @@ class Layout:
 
     def model(self, key: str = TEACHER) -> Path:
         """The saved model of a unit that trains one (the teacher, a student)."""
-        return self.root / key / "model"
+        return self.root / key / MODEL
 
     def attributions(self, method: str, split: str = TRAIN) -> Path:
         return self.root / attribution_key(method, split) / "rows.jsonl"
@@ -72,7 +73,7 @@ class Layout:
 
     def history(self, key: str) -> Path:
         """The training log of a unit that trains a model."""
-        return self.root / key / "log_history.json"
+        return self.root / key / HISTORY
 
     attribution_cache = property(lambda self: self.root / "attribution_cache")
     kd_cache = property(lambda self: self.root / "kd_cache")

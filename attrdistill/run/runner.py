@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal
 
 from attrdistill.errors import StageError
 from attrdistill.run.distributed import barrier, is_main, on_main_only
-from attrdistill.run.store import fingerprint, manifest, verify, write_json
+from attrdistill.run.store import CHECKPOINTS, fingerprint, manifest, verify, write_json
 
 log = logging.getLogger("attrdistill")
 
@@ -148,7 +148,7 @@ def run_unit(out: Path, fp: str, label: str, work: Callable[[], dict], everyone:
         record = {"fingerprint": fp, "seconds": round(time.perf_counter() - t0, 2), "result": result,
                   "files": manifest(out)}
         write_json(out / "DONE.json", record)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)   # resumable state, useless once the unit is done
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)   # resumable state, useless once the unit is done
         log.info("%s: done in %.1fs", label, record["seconds"])
     barrier()
     return record if record is not None else done_record(out)   # the main process has just verified and written it

@@ -95,7 +95,7 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
                     "words): every rationale holds all of its input's candidate words", cfg.attribution.k, longest)
     model = tok = None
     if not entry(method).seeded:   # a seeded control needs no model
-        model, tok = load_trained(lay.model(), cfg.teacher.dtype)
+        model, tok = load_trained(lay.model(), cfg.teacher.dtype, scoring=True)
     rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
                      max_input_length=cfg.teacher.max_input_length, max_target_length=cfg.teacher.max_target_length,
                      seed=cfg.data.seed, cache=lay.attribution_cache, model_key=teacher_fp)
@@ -191,7 +191,7 @@ def analyze(run: Path, cfg: RunConfig) -> dict:
     }
     n = min(cfg.analysis.faithfulness_examples, len(examples))
     if n:
-        model, tok = load_trained(Layout(run).model(), cfg.teacher.dtype)
+        model, tok = load_trained(Layout(run).model(), cfg.teacher.dtype, scoring=True)
         result["faithfulness"] = {
             m: analysis.faithfulness(model, tok, examples[:n], r[:n], cfg.data.predict_prefix,
                                      tuple(cfg.analysis.fractions), cfg.attribution.batch_size,

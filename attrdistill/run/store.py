@@ -21,7 +21,8 @@ from typing import IO, Any, Iterator
 
 # Written by the stage machinery itself, or resumable scratch state: not part of a stage's result.
 UNTRACKED = ("DONE.json", "STARTED.json")
-UNTRACKED_DIRS = ("checkpoints",)
+CHECKPOINTS = "checkpoints"   # a training unit's resumable state, removed once the unit is done
+UNTRACKED_DIRS = (CHECKPOINTS,)
 
 
 def fingerprint(*parts: Any) -> str:
