@@ -60,6 +60,27 @@ def _rms_norm_in_its_own_dtype(self, hidden_states):
     return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
 
 
+def _agrees_with_finite_differences(model, loss, params: dict[str, tuple[int, int]], h: float = 1e-5) -> None:
+    """The backward of `loss()` at each named weight entry against central differences (float64)."""
+    named = dict(model.named_parameters())
+    model.zero_grad()
+    loss().backward()
+    for name, idx in params.items():
+        w = named[name]
+        analytic = float(w.grad[idx])
+        with torch.no_grad():
+            w[idx] += h
+        up = loss().item()
+        with torch.no_grad():
+            w[idx] -= 2 * h
+        down = loss().item()
+        with torch.no_grad():
+            w[idx] += h
+        numeric = (up - down) / (2 * h)
+        assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
+        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+
+
 def test_the_match_loss_gradient_agrees_with_finite_differences(word_tok, examples, monkeypatch):
     """d/dθ KL(p || q(θ)) through the student's saliency needs the second backward. In float64 with central
     differences, h = 1e-5: truncation ~h^2 and rounding ~1e-16/h, both far below the bound. T5's RMS norm
@@ -80,24 +101,7 @@ def test_the_match_loss_gradient_agrees_with_finite_differences(word_tok, exampl
     params = {"encoder.block.0.layer.1.DenseReluDense.wi_0.weight": (3, 5), "shared.weight": (7, 2),
               "decoder.block.1.layer.0.SelfAttention.q.weight": (1, 1),
               "encoder.block.1.layer.0.SelfAttention.k.weight": (2, 3)}
-    named = dict(model.named_parameters())
-    model.zero_grad()
-    loss().backward()
-    for name, idx in params.items():
-        w = named[name]
-        analytic = float(w.grad[idx])
-        h = 1e-5
-        with torch.no_grad():
-            w[idx] += h
-        up = loss().item()
-        with torch.no_grad():
-            w[idx] -= 2 * h
-        down = loss().item()
-        with torch.no_grad():
-            w[idx] += h
-        numeric = (up - down) / (2 * h)
-        assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
-        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+    _agrees_with_finite_differences(model, loss, params)
 
 
 TERM_CALLS: list[dict] = []
@@ -216,24 +220,7 @@ def test_the_causal_match_loss_gradient_agrees_with_finite_differences(word_tok,
 
     params = {"model.layers.0.mlp.up_proj.weight": (3, 5), "model.embed_tokens.weight": (7, 2),
               "model.layers.1.self_attn.q_proj.weight": (1, 1), "model.layers.0.self_attn.k_proj.weight": (2, 3)}
-    named = dict(model.named_parameters())
-    model.zero_grad()
-    loss().backward()
-    for name, idx in params.items():
-        w = named[name]
-        analytic = float(w.grad[idx])
-        h = 1e-5
-        with torch.no_grad():
-            w[idx] += h
-        up = loss().item()
-        with torch.no_grad():
-            w[idx] -= 2 * h
-        down = loss().item()
-        with torch.no_grad():
-            w[idx] += h
-        numeric = (up - down) / (2 * h)
-        assert abs(analytic) > 1e-6, f"{name}: a zero gradient would prove nothing"
-        assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-9), name
+    _agrees_with_finite_differences(model, loss, params)
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
