@@ -23,12 +23,12 @@ from pathlib import Path
 from attrdistill import __version__
 from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
 from attrdistill.errors import ConfigError, UserError
+from attrdistill.pipeline.distributed import barrier, is_main
+from attrdistill.pipeline.layout import Layout
+from attrdistill.pipeline.plan import plan, run_stages
+from attrdistill.pipeline.records import attribution_rows
+from attrdistill.pipeline.runner import STAGES, describe
 from attrdistill.report import heatmap
-from attrdistill.run.distributed import barrier, is_main
-from attrdistill.run.layout import Layout
-from attrdistill.run.plan import plan, run_stages
-from attrdistill.run.records import attribution_rows
-from attrdistill.run.runner import STAGES, describe
 
 # What a full disk, a read-only folder, missing permissions or a path through a file raise: one line says so.
 CANNOT_WRITE = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "fix the path or permissions",

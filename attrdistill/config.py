@@ -651,6 +651,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError(f"{path}: {e}" if path is not None else str(e)) from None
 
 
+def attribution_settings(**fields: Any) -> AttributionConfig:
+    """An AttributionConfig from keyword fields, checked as a config file's attribution section is (field names,
+    types, ranges, and the checks across fields)."""
+    cfg = _build(AttributionConfig, fields, "attribution")
+    validate(dataclasses.replace(RunConfig(), attribution=cfg))
+    return cfg
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 

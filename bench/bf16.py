@@ -41,7 +41,7 @@ from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import is_causal
 from attrdistill.modeling.models import load_trained
 from attrdistill.modeling.precision import cpu_bf16
-from attrdistill.run.layout import TRAIN, load_split
+from attrdistill.pipeline.layout import TRAIN, load_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PREFIX = "predict: "

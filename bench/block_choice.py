@@ -24,7 +24,7 @@ from attrdistill.distill.rows import train_rows
 from attrdistill.distill.trainer import collate_train, features, greedy_correct
 from attrdistill.modeling import models, pruning
 from attrdistill.modeling.features import is_causal
-from attrdistill.run.layout import load_split
+from attrdistill.pipeline.layout import load_split
 
 
 @torch.no_grad()

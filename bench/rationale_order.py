@@ -15,7 +15,7 @@ from pathlib import Path
 
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.data.example import read_examples
-from attrdistill.run.records import attribution_rows
+from attrdistill.pipeline.records import attribution_rows
 
 
 def main() -> None:

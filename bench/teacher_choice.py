@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from attrdistill.config import load_config
-from attrdistill.run.plan import run_stages
+from attrdistill.pipeline.plan import run_stages
 
 RECIPE = ["teacher.train.learning_rate=2e-4", "teacher.train.max_steps=120", "teacher.train.batch_size=16",
           "teacher.train.eval_steps=60", "data.limit=1920", "data.eval_limit=300"]

@@ -26,7 +26,7 @@ from attrdistill.evaluate.analysis import (
 )
 from attrdistill.modeling.features import collate, encode
 from attrdistill.modeling.words import words
-from attrdistill.run.records import AttributionRow, Prediction
+from attrdistill.pipeline.records import AttributionRow, Prediction
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "

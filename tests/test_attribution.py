@@ -11,7 +11,7 @@ from attrdistill.attribution.select import recall_at_k, top_k
 from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.modeling.features import collate, encode
-from attrdistill.run.records import AttributionRow
+from attrdistill.pipeline.records import AttributionRow
 from tests.conftest import tiny_t5
 
 

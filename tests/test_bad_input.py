@@ -285,8 +285,8 @@ def test_disk_full_leaves_nothing_half_written(tmp_path, caplog):
     assert target.read_bytes() == before and not (tmp_path / "rows.jsonl.tmp").exists()
     # Through the CLI: the data stage cannot write its first split; it says so and exits 2.
     from attrdistill.config import load_config
-    from attrdistill.run.plan import plan
-    from attrdistill.run.runner import fingerprints
+    from attrdistill.pipeline.plan import plan
+    from attrdistill.pipeline.runner import fingerprints
     run = tmp_path / "run"
     (run / "data").mkdir(parents=True)
     fp = fingerprints(plan(run, load_config(None, [])))["data"]

@@ -32,8 +32,8 @@ from attrdistill.modeling.features import collate, encode, is_causal
 from attrdistill.modeling.models import load_model, load_tokenizer, load_trained, with_pad_token
 from attrdistill.modeling.pruning import keep_every_nth
 from attrdistill.modeling.words import word_spans, words
+from attrdistill.pipeline.records import attribution_rows
 from attrdistill.registry.methods import method_names
-from attrdistill.run.records import attribution_rows
 from tests.conftest import tiny_llama, tiny_t5
 
 PREFIX = "predict: "

@@ -190,7 +190,7 @@ def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     from attrdistill.config import load_config
     from attrdistill.data.example import Example
     from attrdistill.distill.rows import train_rows
-    from attrdistill.run.records import SparseLogits, TrainRow
+    from attrdistill.pipeline.records import SparseLogits, TrainRow
     cfg = load_config(run / "config.yaml")
     (row,) = train_rows([Example("a", "x y", "yes")], cfg, {"a": "x, y"})
     assert row == TrainRow(source="predict: x y", target=target)

@@ -309,8 +309,8 @@ def test_term_every_applies_the_term_on_every_nth_step_only(word_tok, examples, 
 
 def test_term_every_enters_the_fingerprints_of_term_students_only_and_only_when_set(tmp_path):
     from attrdistill.config import load_config
-    from attrdistill.run.plan import plan
-    from attrdistill.run.runner import fingerprints
+    from attrdistill.pipeline.plan import plan
+    from attrdistill.pipeline.runner import fingerprints
 
     def fps(*sets):
         return fingerprints(plan(tmp_path, load_config(None, ["distill.variants=[standard,kd,match:occlusion]",

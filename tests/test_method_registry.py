@@ -40,7 +40,8 @@ def test_every_entry_is_well_formed(name):
 
 def test_registry_and_config_import_no_torch():
     code = ("import sys, attrdistill.config, attrdistill.registry.methods, attrdistill.registry.variants, "
-            "attrdistill.registry.signals, attrdistill.run.plan, attrdistill.run.layout, attrdistill.run.records; "
+            "attrdistill.registry.signals, attrdistill.pipeline.plan, attrdistill.pipeline.layout, "
+            "attrdistill.pipeline.records; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -115,8 +116,8 @@ def test_one_entry_is_a_whole_method(monkeypatch, word_tok, examples, kind, func
 
 def test_a_method_registered_at_run_time_is_seen_by_validation_the_plan_and_the_engine(monkeypatch, tmp_path):
     """No import-time copy of the method list: the variant parser, the plan and the engine read the live registry."""
+    from attrdistill.pipeline.plan import plan
     from attrdistill.registry.variants import parse_variant
-    from attrdistill.run.plan import plan
     monkeypatch.setitem(REGISTRY, "toy", AttributionMethod(doc="the first words", kind="seeded",
                                                            scores=f"{__name__}:toy_seeded"))
     cfg = load_config(None, ["distill.variants=[standard, toy@k2, match:toy]"])

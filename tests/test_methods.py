@@ -26,8 +26,8 @@ from attrdistill.config import AttributionConfig
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode
 from attrdistill.modeling.words import word_spans, words
+from attrdistill.pipeline.records import attribution_rows
 from attrdistill.registry.methods import method_names
-from attrdistill.run.records import attribution_rows
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "
@@ -261,7 +261,7 @@ def test_two_processes_run_the_pipeline_and_give_the_same_rationales_as_one(tmp_
     assert shards == [["shard-00000.jsonl", "shard-00001.jsonl"],
                       ["shard-00000.jsonl", "shard-00001.jsonl", "shard-00002.jsonl", "shard-00003.jsonl"]]
     # Every stage is complete and intact: one writer, no file changed after its manifest was taken.
-    from attrdistill.run.store import verify
+    from attrdistill.pipeline.store import verify
     done = list(two.rglob("DONE.json"))
     # data, teacher, attributions (saliency, random, saliency on test), 2 students, 3 evaluations, analyses
     assert len(done) == len(list(one.rglob("DONE.json"))) == 11

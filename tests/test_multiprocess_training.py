@@ -28,7 +28,7 @@ from attrdistill.config import ModelConfig, TrainConfig
 from attrdistill.data.synthetic import generate
 from attrdistill.modeling.models import build_word_tokenizer, load_model
 from attrdistill.modeling.words import words
-from attrdistill.run.distributed import is_main
+from attrdistill.pipeline.distributed import is_main
 
 GLOBAL_BATCH = 8
 ARCHITECTURES = ("t5", "llama")

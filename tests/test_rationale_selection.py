@@ -15,8 +15,8 @@ from attrdistill.data.example import Example
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode
 from attrdistill.modeling.words import word_spans
+from attrdistill.pipeline.store import fingerprint
 from attrdistill.registry.methods import REGISTRY, method_names
-from attrdistill.run.store import fingerprint
 from tests.conftest import tiny_t5
 
 PREFIX = "predict: "

@@ -6,7 +6,14 @@ import pytest
 
 from attrdistill.data.example import read_jsonl, write_jsonl
 from attrdistill.errors import DataError
-from attrdistill.run.records import AttributionRow, Prediction, SparseLogits, TrainRow, WordScores, attribution_rows
+from attrdistill.pipeline.records import (
+    AttributionRow,
+    Prediction,
+    SparseLogits,
+    TrainRow,
+    WordScores,
+    attribution_rows,
+)
 
 
 def test_attribution_rows_round_trip_and_write_optional_fields_only_when_set(tmp_path):

@@ -54,7 +54,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycles_counting_function_local_imports():
     graph = _imports()
-    assert len(graph) > 40 and "attrdistill.run.stages" in graph["attrdistill.run.plan"], "the graph is read"
+    assert len(graph) > 40 and "attrdistill.pipeline.stages" in graph["attrdistill.pipeline.plan"], "the graph is read"
     assert _cycle(graph) is None, " -> ".join(_cycle(graph))
 
 
@@ -63,8 +63,8 @@ def test_the_cycle_check_finds_a_cycle():
 
 
 def test_planning_imports_no_torch():
-    code = ("import sys; from attrdistill.config import load_config; from attrdistill.run.plan import plan; "
-            "from attrdistill.run.runner import describe; from pathlib import Path; "
+    code = ("import sys; from attrdistill.config import load_config; from attrdistill.pipeline.plan import plan; "
+            "from attrdistill.pipeline.runner import describe; from pathlib import Path; "
             "print(describe(Path('/nonexistent'), plan(Path('/nonexistent'), load_config()))[:20]); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

@@ -15,11 +15,18 @@ from attrdistill.config import load_config
 from attrdistill.data import write_jsonl
 from attrdistill.data.example import Example
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.layout import (
+    TEACHER,
+    Layout,
+    attribution_key,
+    attribution_methods,
+    prediction_key,
+    student_key,
+)
+from attrdistill.pipeline.runner import Unit
 from attrdistill.registry.variants import OBJECTIVES, STANDARD
 from attrdistill.report.document import write_report
 from attrdistill.report.metrics import choose, collect_metrics, parts
-from attrdistill.run.layout import TEACHER, Layout, attribution_key, attribution_methods, prediction_key, student_key
-from attrdistill.run.runner import Unit
 
 INPUTS = ["Lucy packed a ladder and Leo walked to the reef.", "Ben took the tent, and Omar walked to the summit.",
           "Grace left a pear at home; the wind was cold.", "Tom carried the brush to the desert.",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from attrdistill.errors import StageError
-from attrdistill.run.runner import Unit, describe, execute, fingerprints
+from attrdistill.pipeline.runner import Unit, describe, execute, fingerprints
 
 
 def _write(run: Path, key: str, calls: list[str], value: int) -> dict:

@@ -12,10 +12,10 @@ import torch
 
 from attrdistill.cli import main
 from attrdistill.data import write_jsonl
+from attrdistill.pipeline.layout import TRAIN, Layout, load_split
+from attrdistill.pipeline.records import TrainRow
 from attrdistill.registry.signals import SIGNALS, TeacherSignal, signal_of
 from attrdistill.registry.variants import OBJECTIVES, Objective
-from attrdistill.run.layout import TRAIN, Layout, load_split
-from attrdistill.run.records import TrainRow
 
 TINY = ["data.n_teacher_train=48", "data.n_student_train=12", "data.n_valid=6", "data.n_test=8",
         "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=4", "teacher.train.eval_steps=2",

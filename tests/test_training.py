@@ -72,8 +72,8 @@ def test_report_to_tensorboard_writes_event_files(word_tok, examples, tmp_path):
 
 def test_report_to_changes_no_fingerprint():
     from attrdistill.config import load_config
-    from attrdistill.run.plan import plan
-    from attrdistill.run.runner import fingerprints
+    from attrdistill.pipeline.plan import plan
+    from attrdistill.pipeline.runner import fingerprints
     plain, tracked = load_config(), load_config(overrides=["report_to=[tensorboard]"])
     assert tracked.report_to == ["tensorboard"]
     assert fingerprints(plan(Path("run"), plain)) == fingerprints(plan(Path("run"), tracked))

@@ -34,9 +34,9 @@ from attrdistill.errors import ConfigError
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode, is_causal, length_batches
 from attrdistill.modeling.words import token_to_word, word_spans
+from attrdistill.pipeline.shards import sharded
+from attrdistill.pipeline.store import fingerprint
 from attrdistill.registry import methods
-from attrdistill.run.shards import sharded
-from attrdistill.run.store import fingerprint
 
 log = logging.getLogger(__name__)
 

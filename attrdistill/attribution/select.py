@@ -17,7 +17,7 @@ from attrdistill.config import AttributionConfig
 from attrdistill.data.example import Example
 from attrdistill.errors import ConfigError
 from attrdistill.modeling.words import ENGLISH_STOP_WORDS, aggregate, is_punctuation, word_spans
-from attrdistill.run.records import AttributionRow
+from attrdistill.pipeline.records import AttributionRow
 
 
 def word_scores(record: dict[str, Any], n_words: int, aggregation: str = "sum") -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from attrdistill.errors import DataError
-from attrdistill.run.store import atomic_open
+from attrdistill.pipeline.store import atomic_open
 
 SPLITS = ("teacher_train", "student_train", "valid", "test")
 

@@ -30,8 +30,8 @@ import torch
 
 from attrdistill.errors import ConfigError
 from attrdistill.modeling.features import collate, encode, is_causal, length_batches
-from attrdistill.run.shards import sharded
-from attrdistill.run.store import fingerprint
+from attrdistill.pipeline.shards import sharded
+from attrdistill.pipeline.store import fingerprint
 
 Divergence = Literal["forward_kl", "reverse_kl", "jsd"]
 DIVERGENCES: tuple[str, ...] = ("forward_kl", "reverse_kl", "jsd")

@@ -26,7 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from attrdistill.distill.label import label_loss, target_mask
 from attrdistill.modeling.features import is_causal
 from attrdistill.modeling.words import token_to_word, word_spans
-from attrdistill.run.records import WordScores
+from attrdistill.pipeline.records import WordScores
 
 EPS = 1e-8
 

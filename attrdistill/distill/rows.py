@@ -19,10 +19,10 @@ from attrdistill.config import RunConfig
 from attrdistill.data.example import Example, read_jsonl
 from attrdistill.evaluate.answers import exact_match, matcher, single_target
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.records import TrainRow, WordScores, attribution_rows
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
 from attrdistill.registry.variants import OBJECTIVES, RATIONALES, given_rationales, parse_variant
-from attrdistill.run.records import TrainRow, WordScores, attribution_rows
 
 
 def train_rows(examples: list[Example], cfg: RunConfig, rationales: dict[str, str] | None = None,

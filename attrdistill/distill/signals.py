@@ -22,8 +22,8 @@ from attrdistill.distill.kd import check_vocabularies, pad_sparse, teacher_logit
 from attrdistill.evaluate.answers import accuracy, matcher
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.models import load_tokenizer, load_trained
-from attrdistill.run.layout import TRAIN, Layout, load_split
-from attrdistill.run.records import SparseLogits, TrainRow
+from attrdistill.pipeline.layout import TRAIN, Layout, load_split
+from attrdistill.pipeline.records import SparseLogits, TrainRow
 
 
 def _sources(run: Path, cfg: RunConfig) -> tuple[list[Any], list[str]]:

@@ -51,12 +51,12 @@ from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.features import collate, encode, is_causal
 from attrdistill.modeling.precision import trainer_precision
+from attrdistill.pipeline.distributed import launched, quiet
+from attrdistill.pipeline.layout import HISTORY, MODEL
+from attrdistill.pipeline.records import TrainRow, as_train_rows
+from attrdistill.pipeline.store import CHECKPOINTS, crash_point
 from attrdistill.registry.signals import SIGNALS, fields, signal_of
 from attrdistill.registry.variants import TERMS
-from attrdistill.run.distributed import launched, quiet
-from attrdistill.run.layout import HISTORY, MODEL
-from attrdistill.run.records import TrainRow, as_train_rows
-from attrdistill.run.store import CHECKPOINTS, crash_point
 
 log = logging.getLogger(__name__)
 

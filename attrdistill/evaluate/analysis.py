@@ -29,7 +29,7 @@ from attrdistill.data.example import Example
 from attrdistill.evaluate.answers import answer_of, normalize
 from attrdistill.modeling.features import encode, is_causal, without_tokens
 from attrdistill.modeling.words import ENGLISH_STOP_WORDS, is_punctuation, token_to_word, word_spans, words
-from attrdistill.run.records import AttributionRow, Prediction
+from attrdistill.pipeline.records import AttributionRow, Prediction
 
 
 def _check_aligned(a_ids: Sequence[str], b_ids: Sequence[str], what: str) -> None:

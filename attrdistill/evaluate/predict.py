@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from attrdistill.modeling.features import collate, encode, is_causal, length_batches
-from attrdistill.run.distributed import quiet
+from attrdistill.pipeline.distributed import quiet
 
 
 @torch.no_grad()

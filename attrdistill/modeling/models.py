@@ -44,7 +44,7 @@ from attrdistill.errors import ConfigError
 from attrdistill.modeling.precision import compute_dtype, scoring_dtype
 from attrdistill.modeling.pruning import calibration_batches, keep_blocks, keep_every_nth, keep_influential
 from attrdistill.modeling.words import WORD_RE
-from attrdistill.run.distributed import launched, state
+from attrdistill.pipeline.distributed import launched, state
 
 log = logging.getLogger(__name__)
 SPECIALS = ["<pad>", "</s>", "<unk>"]   # ids 0, 1, 2: T5's convention

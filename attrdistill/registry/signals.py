@@ -53,7 +53,7 @@ _SIGNALS = "attrdistill.distill.signals"
 SIGNALS: dict[str, TeacherSignal] = {
     "teacher_logits": TeacherSignal("the teacher's sparse top-K logits of the gold label's tokens (kd)",
                                     f"{_SIGNALS}:TeacherLogits", ("kd_top_k", "kd_temperature"), field="kd",
-                                    record="attrdistill.run.records:SparseLogits",
+                                    record="attrdistill.pipeline.records:SparseLogits",
                                     check=f"{_SIGNALS}:check_shared_vocabulary"),
     "teacher_outputs": TeacherSignal("the teacher's greedy outputs (seqkd's targets)", f"{_SIGNALS}:TeacherOutputs"),
 }

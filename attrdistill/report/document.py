@@ -23,13 +23,13 @@ from attrdistill.config import RunConfig
 from attrdistill.data.example import read_examples
 from attrdistill.evaluate.analysis import paired_gain
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.layout import TEACHER, TRAIN, Layout, attribution_methods, student_key
+from attrdistill.pipeline.records import attribution_rows
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.variants import STANDARD, TERMS, parse_variant
 from attrdistill.report import heatmap, plots
 from attrdistill.report.metrics import TIE, baselines, choose
 from attrdistill.report.paper import paper_accuracy
-from attrdistill.run.layout import TEACHER, TRAIN, Layout, attribution_methods, student_key
-from attrdistill.run.records import attribution_rows
 
 
 class Note(str):

@@ -25,10 +25,7 @@ from attrdistill import __version__
 from attrdistill.config import RunConfig
 from attrdistill.distill.rows import rationales_for
 from attrdistill.evaluate import analysis
-from attrdistill.registry.methods import control
-from attrdistill.registry.variants import OBJECTIVES, RATIONALES, STANDARD, parse_variant
-from attrdistill.report.paper import paper_accuracy
-from attrdistill.run.layout import (
+from attrdistill.pipeline.layout import (
     TRAIN,
     Layout,
     attribution_key,
@@ -38,7 +35,10 @@ from attrdistill.run.layout import (
     student_key,
     student_variants,
 )
-from attrdistill.run.runner import Unit, done_record
+from attrdistill.pipeline.runner import Unit, done_record
+from attrdistill.registry.methods import control
+from attrdistill.registry.variants import OBJECTIVES, RATIONALES, STANDARD, parse_variant
+from attrdistill.report.paper import paper_accuracy
 
 
 def _mean_std(values: list[float]) -> dict[str, float]:

@@ -35,15 +35,15 @@ from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.modeling.precision import described
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.distributed import is_main
+from attrdistill.pipeline.layout import TRAIN, Layout, attribution_methods, load_split, models, student_key
+from attrdistill.pipeline.records import Prediction, TrainRow, attribution_rows, predictions
+from attrdistill.pipeline.runner import Unit
+from attrdistill.pipeline.store import atomic_open, write_json
 from attrdistill.registry.methods import entry
 from attrdistill.registry.variants import OBJECTIVES, TERMS, parse_variant
 from attrdistill.report.document import write_report
 from attrdistill.report.metrics import collect_metrics
-from attrdistill.run.distributed import is_main
-from attrdistill.run.layout import TRAIN, Layout, attribution_methods, load_split, models, student_key
-from attrdistill.run.records import Prediction, TrainRow, attribution_rows, predictions
-from attrdistill.run.runner import Unit
-from attrdistill.run.store import atomic_open, write_json
 
 log = logging.getLogger("attrdistill")
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from attrdistill.errors import StageError
-from attrdistill.run.distributed import barrier, is_main, on_main_only
-from attrdistill.run.store import CHECKPOINTS, fingerprint, manifest, verify, write_json
+from attrdistill.pipeline.distributed import barrier, is_main, on_main_only
+from attrdistill.pipeline.store import CHECKPOINTS, fingerprint, manifest, verify, write_json
 
 log = logging.getLogger("attrdistill")
 

@@ -31,11 +31,7 @@ from typing import Any
 
 from attrdistill import __version__
 from attrdistill.config import RunConfig, check_environment, to_dict
-from attrdistill.registry import imported
-from attrdistill.registry.methods import REGISTRY
-from attrdistill.registry.signals import SIGNALS
-from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
-from attrdistill.run.layout import (
+from attrdistill.pipeline.layout import (
     ANALYSES,
     DATA,
     REPORT,
@@ -50,12 +46,16 @@ from attrdistill.run.layout import (
     student_methods,
     student_variants,
 )
-from attrdistill.run.runner import Unit, execute, fingerprints
+from attrdistill.pipeline.runner import Unit, execute, fingerprints
+from attrdistill.registry import imported
+from attrdistill.registry.methods import REGISTRY
+from attrdistill.registry.signals import SIGNALS
+from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
 
 
 def _stage(name: str, *args: Any) -> dict:
     """Run the stage function `name` of stages.py: imported here, when a unit runs, so planning loads no model."""
-    from attrdistill.run import stages
+    from attrdistill.pipeline import stages
     return getattr(stages, name)(*args)
 
 

@@ -5,6 +5,7 @@
     runner.py    fingerprints, skip / resume / recompute, barriers, the verb table
     layout.py    every path of a run directory and every unit key
     records.py   the typed rows that cross units
-    store.py     atomic writes, manifests, the sharded cache
+    shards.py    the sharded cache of attribution scores and kd logits
+    store.py     atomic writes, manifests, fingerprints
     distributed.py  which process this is under `accelerate launch`
 """

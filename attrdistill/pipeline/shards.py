@@ -18,8 +18,8 @@ from typing import Any, Callable, Sequence, TypeVar
 from tqdm.auto import tqdm
 
 from attrdistill.data.example import read_jsonl, write_jsonl
-from attrdistill.run.distributed import barrier, process, quiet
-from attrdistill.run.store import crash_point
+from attrdistill.pipeline.distributed import barrier, process, quiet
+from attrdistill.pipeline.store import crash_point
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -22,9 +22,9 @@ from typing import Any
 
 from attrdistill.data.example import read_jsonl
 from attrdistill.errors import DataError
+from attrdistill.pipeline.layout import Layout
 from attrdistill.registry.signals import SIGNALS, fields
 from attrdistill.registry.variants import TERMS
-from attrdistill.run.layout import Layout
 
 
 @dataclass(frozen=True)

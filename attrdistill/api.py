@@ -1,0 +1,71 @@
+"""attrdistill from Python: word attributions of any model, and whole runs, without the command line.
+
+    import attrdistill
+    rows = attrdistill.attribute(model, tok, ["the cat sat on the mat"], ["animal"], method="saliency", k=3)
+    rows[0].words, rows[0].scores, rows[0].top, rows[0].rationale
+    metrics = attrdistill.run(overrides=["distill.seeds=[0,1]"], out="runs/mine")
+    metrics = attrdistill.run(out="runs/mine", stages=["attribute", "report"])   # verbs on an existing run
+
+The losses a student trains with are pure functions and modules with documented tensor shapes, for your own
+training loop: `sparse_divergence`, `kd_loss` and `KDLoss` (attrdistill.distill.kd); `token_targets`,
+`student_saliency`, `match_divergence` and `AttributionMatching` (attrdistill.distill.matching). The package
+re-exports them lazily: `import attrdistill` loads no torch until one of them is used.
+
+`attribute` is the pipeline's attribution engine (the same scores, tested to 1e-5), so a method registered
+in `attrdistill.registry.methods` works here too. Bad input (lengths that differ, an empty input, an
+unknown method) is refused with one line before any model runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from attrdistill.config import RunConfig, attribution_settings, check_environment, load_config
+from attrdistill.data.example import Example
+from attrdistill.errors import ConfigError
+from attrdistill.pipeline.records import AttributionRow
+
+
+def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequence[str] | None = None,
+              method: str = "saliency", k: int = 5, prefix: str = "", batch_size: int = 64,
+              max_input_length: int = 512, max_target_length: int = 128, seed: int = 0,
+              **settings: Any) -> list[AttributionRow]:
+    """Word scores of each input by `method` and its top-k words, for a seq2seq or decoder-only model.
+
+    inputs: the texts whose words are scored (a word is `attrdistill.modeling.words.words`' split); prefix: a
+    prompt put before each input and never scored (the pipeline's "predict: "); targets: what the scores
+    explain, one per input, or None for the model's own greedy output. `settings` are further
+    `attribution.*` fields (order, quantity, aggregation, stop_words, ...). Returns one AttributionRow per
+    input, in order: `words`, `scores` (one per word), `top` (the rationale's word indices) and `rationale`.
+    """
+    if isinstance(inputs, str) or (targets is not None and isinstance(targets, str)):
+        raise ConfigError("attribute: inputs and targets are lists of texts, not one text")
+    if targets is not None and len(targets) != len(inputs):
+        raise ConfigError(f"attribute: {len(inputs)} inputs but {len(targets)} targets; give one target per input")
+    empty = next((i for i, text in enumerate(inputs) if not text.strip()), None)
+    if empty is not None:
+        raise ConfigError(f"attribute: input {empty} is empty; every input needs words to score")
+    cfg = attribution_settings(**{**settings, "method": method, "k": k, "batch_size": batch_size,
+                                  "target": "gold" if targets is not None else "prediction"})
+    from attrdistill.attribution.engine import attribute as engine  # torch loads here, not at import
+    examples = [Example(str(i), text, targets[i] if targets is not None else "") for i, text in enumerate(inputs)]
+    return engine(examples, method, model, tokenizer, cfg, prefix, max_input_length, max_target_length, seed)
+
+
+def run(config: str | Path | None = None, overrides: Sequence[str] = (), out: str | Path | None = None,
+        stages: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run every stage (or `stages`, verbs of an existing run: finetune, attribute, distill, evaluate, analyze,
+    report) into `out` (default runs/<name>); returns the metrics of the report, or of the last unit run.
+
+    config: a YAML file (default: the built-in defaults; for `stages` on an existing run, its config.yaml);
+    overrides: "section.field=value" strings, as the CLI's --set. Complete units are skipped, as on the CLI.
+    """
+    from attrdistill.pipeline.layout import Layout
+    from attrdistill.pipeline.plan import run_stages
+    if stages is not None and out is not None and config is None and Layout(Path(out)).config.is_file():
+        config = Layout(Path(out)).config
+    cfg: RunConfig = load_config(config, list(overrides))
+    run_dir = Path(out) if out is not None else Path("runs") / cfg.name
+    check_environment(cfg, list(stages) if stages is not None else None)
+    return run_stages(run_dir, cfg, list(stages) if stages is not None else None)
