@@ -46,7 +46,8 @@ def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequen
     empty = next((i for i, text in enumerate(inputs) if not text.strip()), None)
     if empty is not None:
         raise ConfigError(f"attribute: input {empty} is empty; every input needs words to score")
-    cfg = attribution_settings(**{**settings, "method": method, "k": k, "batch_size": batch_size,
+    # Shards of 64 here (no cache to key): a long list shows its progress shard by shard.
+    cfg = attribution_settings(**{"shard_size": 64, **settings, "method": method, "k": k, "batch_size": batch_size,
                                   "target": "gold" if targets is not None else "prediction"})
     from attrdistill.attribution.engine import attribute as engine  # torch loads here, not at import
     examples = [Example(str(i), text, targets[i] if targets is not None else "") for i, text in enumerate(inputs)]

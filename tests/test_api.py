@@ -58,6 +58,13 @@ def test_attribute_explains_the_models_own_output_without_targets(word_tok, exam
     assert all(len(r.scores) == len(words(t)) and len(r.top) == 2 for r, t in zip(rows, texts))
 
 
+def test_attribute_shows_progress_on_a_long_list(word_tok, examples, capfd):
+    texts = [ex.input for ex in examples] * 11   # 132 inputs: three shards of 64
+    rows = attrdistill.attribute(tiny_t5(len(word_tok)), word_tok, texts, [ex.label for ex in examples] * 11,
+                                 prefix="predict: ")
+    assert len(rows) == 132 and "attribution saliency (shards)" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize("args, kwargs, message", [
     ((["a b", "c"], ["x"]), {}, r"^attribute: 2 inputs but 1 targets"),
     ((["a b", "  "],), {}, r"^attribute: input 1 is empty"),
