@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from attrdistill.config import RunConfig, attribution_settings, check_environment, load_config
+from attrdistill.config import RunConfig, attribution_settings, load_config
 from attrdistill.data.example import Example
 from attrdistill.errors import ConfigError
 from attrdistill.pipeline.records import AttributionRow
@@ -68,5 +68,4 @@ def run(config: str | Path | None = None, overrides: Sequence[str] = (), out: st
         config = Layout(Path(out)).config
     cfg: RunConfig = load_config(config, list(overrides))
     run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    check_environment(cfg, list(stages) if stages is not None else None)
-    return run_stages(run_dir, cfg, list(stages) if stages is not None else None)
+    return run_stages(run_dir, cfg, list(stages) if stages is not None else None)   # checks the environment first

@@ -19,6 +19,7 @@ from attrdistill.config import RunConfig
 from attrdistill.data.example import Example, read_jsonl
 from attrdistill.evaluate.answers import exact_match, matcher, single_target
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.layout import load_split
 from attrdistill.pipeline.records import TrainRow, WordScores, attribution_rows
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
@@ -75,6 +76,12 @@ def forced_validation(cfg: RunConfig, rationale: bool) -> bool:
     """Validate by one forward pass (`trainer.train`): exact where answers are judged by exact match and the
     model's target is the label itself (not one sequence of label and rationale)."""
     return matcher(cfg.data.source) is exact_match and not (rationale and cfg.distill.format != "two_task")
+
+
+def prompted(run: Path, cfg: RunConfig, split: str) -> tuple[list[Example], list[str]]:
+    """A split's examples and their label-task prompts (data.predict_prefix + input), what a model is run on."""
+    examples = load_split(run, split)
+    return examples, [cfg.data.predict_prefix + ex.input for ex in examples]
 
 
 def teacher_rows(path: Path) -> dict[str, dict[str, Any]]:

@@ -19,16 +19,12 @@ from transformers import AutoConfig
 from attrdistill.config import RunConfig, pretrained
 from attrdistill.data import write_jsonl
 from attrdistill.distill.kd import check_vocabularies, pad_sparse, teacher_logits
+from attrdistill.distill.rows import prompted
 from attrdistill.evaluate.answers import accuracy, matcher
 from attrdistill.evaluate.predict import predict
 from attrdistill.modeling.models import load_tokenizer, load_trained
-from attrdistill.pipeline.layout import TRAIN, Layout, load_split
+from attrdistill.pipeline.layout import TRAIN, Layout
 from attrdistill.pipeline.records import SparseLogits, TrainRow
-
-
-def _sources(run: Path, cfg: RunConfig) -> tuple[list[Any], list[str]]:
-    examples = load_split(run, TRAIN)
-    return examples, [cfg.data.predict_prefix + ex.input for ex in examples]
 
 
 class TeacherLogits:
@@ -39,7 +35,7 @@ class TeacherLogits:
     @staticmethod
     def work(run: Path, cfg: RunConfig, teacher_fp: str) -> dict[str, Any]:
         lay = Layout(run)
-        examples, sources = _sources(run, cfg)
+        examples, sources = prompted(run, cfg, TRAIN)
         model, tok = load_trained(lay.model(), cfg.teacher.dtype, scoring=True)
         rows = teacher_logits(model, tok, [ex.id for ex in examples], sources, [ex.label for ex in examples],
                               cfg.distill.kd_top_k, cfg.distill.kd_temperature, cfg.teacher.max_input_length,
@@ -81,7 +77,7 @@ class TeacherOutputs:
     @staticmethod
     def work(run: Path, cfg: RunConfig, teacher_fp: str) -> dict[str, Any]:
         lay = Layout(run)
-        examples, sources = _sources(run, cfg)
+        examples, sources = prompted(run, cfg, TRAIN)
         model, tok = load_trained(lay.model(), cfg.teacher.dtype)
         preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.teacher.max_target_length,
                         cfg.teacher.max_input_length)

@@ -27,7 +27,7 @@ from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.config import RunConfig, dump_config, pretrained
 from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
-from attrdistill.distill.rows import forced_validation, guide_scores, rationales_for, teacher_rows, train_rows
+from attrdistill.distill.rows import forced_validation, guide_scores, prompted, rationales_for, teacher_rows, train_rows
 from attrdistill.distill.trainer import train
 from attrdistill.evaluate import analysis
 from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
@@ -153,8 +153,7 @@ def evaluate(run: Path, cfg: RunConfig, name: str) -> dict:
     """Greedy predictions of one model (the teacher or a student) on the test split; exact-match accuracy."""
     lay = Layout(run)
     key, variant = models(cfg)[name]
-    test = load_split(run, "test")
-    sources = [cfg.data.predict_prefix + ex.input for ex in test]
+    test, sources = prompted(run, cfg, "test")
     taught = taught_on_test(run, cfg, variant, test) if variant else None
     role = cfg.student if variant else cfg.teacher
     model, tok = load_trained(lay.model(key), role.dtype)
