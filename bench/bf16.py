@@ -1,14 +1,14 @@
 """Benchmark: bf16 against float32 on this CPU, in one run: train step, attribution and evaluation.
 
-    python bench/bf16.py --run runs/default [--steps 10] [--n 64] [--layers 10]
+    python bench/bf16.py [--run runs/default] [--steps 10] [--n 64] [--layers 10]
 
 Two models: the built-in task's trained teacher from a default run's folder (`attrdistill run`, a T5 of
 d_model 128; its student-train examples), and a SmolLM2-135M-shaped decoder-only model (hidden 576, 9
 heads, 3 KV heads, vocabulary 49152, random weights, cut to --layers blocks) on the first e-SNLI validation
 prompts of the DSbS release in ../shared, tokenised with ../shared/tokenizers/t5.
 
-- train step: forward, loss, backward, AdamW, float32 weights; bf16 under torch.autocast("cpu", bfloat16),
-  as the Trainer's `bf16` does (mixed precision). Batches of 32 (T5) and 16 (causal); the two dtypes
+- train step: the run's trainer's loss (`compute_loss`), backward and AdamW, float32 weights; bf16 with the
+  Trainer's own `bf16` mixed precision (autocast), as a run's students train. Batches of 32 (T5) and 16 (causal); the two dtypes
   alternate so that machine noise hits both alike; medians after one warm-up step.
 - attribution: the engine's saliency and occlusion scores of --n examples, with the model's weights in
   float32 and in bfloat16 (as `load_trained` loads it for attribution); examples per second, and how many
@@ -49,20 +49,20 @@ PREFIX = "predict: "
 
 def train_steps(model: Any, tok: Any, examples: list[Example], role: ModelConfig, batch: int,
                 steps: int) -> dict[str, float]:
-    """Median ms of a train step in float32 and under bf16 autocast, alternating, on the same batch."""
+    """Median ms of a train step of the Trainer in float32 and with its `bf16` mixed precision, alternating, on
+    the same batch: the trainer's `compute_loss` (which opens the Trainer's autocast for bf16), backward, AdamW."""
     from transformers import Seq2SeqTrainingArguments
     rows = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[:batch]]
     b = collate_train(features(tok, rows, role, is_causal(model)), tok.pad_token_id)
-    trainer = TwoTaskTrainer(model=model, args=Seq2SeqTrainingArguments("/tmp/bf16-bench", report_to=[]))
+    trainers = {dtype: TwoTaskTrainer(model=model, args=Seq2SeqTrainingArguments(
+        "/tmp/bf16-bench", report_to=[], use_cpu=True, bf16=dtype == "bfloat16")) for dtype in ("float32", "bfloat16")}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     model.train()
-    times: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    times: dict[str, list[float]] = {dtype: [] for dtype in trainers}
     for step in range(steps + 1):
-        for dtype in times:
+        for dtype, trainer in trainers.items():
             t0 = time.perf_counter()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
-                loss = trainer.compute_loss(model, dict(b))
-            loss.backward()
+            trainer.compute_loss(model, dict(b)).backward()
             opt.step()
             opt.zero_grad()
             if step:
@@ -113,23 +113,25 @@ def causal_model(layers: int, tok: Any) -> LlamaForCausalLM:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", type=Path, required=True, help="a default run's folder (its teacher and data)")
+    ap.add_argument("--run", type=Path, help="a default run's folder (its teacher and data); without it, the "
+                    "causal model alone")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--n", type=int, default=64, help="examples attributed and predicted")
     ap.add_argument("--layers", type=int, default=10)
     args = ap.parse_args()
     result: dict[str, Any] = {"cpu_bf16": cpu_bf16(), "threads": torch.get_num_threads()}
-    t5, t5_tok = load_trained(args.run / "teacher" / "model")
-    builtin = load_split(args.run, TRAIN)
-    result["t5"] = {"train_step_ms": train_steps(copy.deepcopy(t5), t5_tok, builtin, ModelConfig(), 32, args.steps),
-                    **inference(t5, t5_tok, builtin[:args.n], 32)}
+    if args.run:
+        t5, t5_tok = load_trained(args.run / "teacher" / "model")
+        builtin = load_split(args.run, TRAIN)
+        result["t5"] = {"train_step_ms": train_steps(copy.deepcopy(t5), t5_tok, builtin, ModelConfig(), 32,
+                                                     args.steps), **inference(t5, t5_tok, builtin[:args.n], 32)}
     tok = AutoTokenizer.from_pretrained(SHARED / "tokenizers" / "t5")
     esnli = load_dsbs(SHARED / "data" / "dsbs", "esnli", "valid", nli_format="text")
     role = ModelConfig(max_input_length=96, max_target_length=8)
     llama = causal_model(args.layers, tok)
     result["causal"] = {"train_step_ms": train_steps(llama, tok, esnli, role, 16, args.steps),
                         **inference(causal_model(args.layers, tok), tok, esnli[:args.n], 8)}
-    for part in ("t5", "causal"):
+    for part in ("t5", "causal")[0 if args.run else 1:]:
         ms = result[part]["train_step_ms"]
         result[part]["train_step_ratio"] = ms["float32"] / ms["bfloat16"]
     print(json.dumps(result, indent=1))

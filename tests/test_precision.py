@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from attrdistill.config import ModelConfig, TrainConfig, load_config
 from attrdistill.distill.trainer import train
@@ -48,3 +49,23 @@ def test_a_bf16_cpu_step_is_mixed_precision_within_two_percent_of_float32(word_t
             "torch.float32", "master weights stay float32"
     assert first["bfloat16"] != first["float32"], "bf16 autocast was not on"
     assert first["bfloat16"] == pytest.approx(first["float32"], rel=0.02)
+
+
+def test_a_causal_students_loss_runs_under_the_trainers_bf16_autocast(word_tok, examples, tmp_path):
+    """label_loss runs the decoder-only model's base and output layer directly, past the forward that accelerate
+    wraps in autocast: the trainer opens it itself, so the logits of a bf16 step are bf16 (before the fix they
+    were float32 and a causal student's bf16 run was as slow as float32's) and its loss stays float32."""
+    from transformers import Seq2SeqTrainingArguments
+
+    from attrdistill.distill.trainer import TwoTaskTrainer, collate_train, features
+    from tests.conftest import tiny_llama
+
+    model = tiny_llama(len(word_tok))
+    rows = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[:4]]
+    batch = collate_train(features(word_tok, rows, ModelConfig(), True), word_tok.pad_token_id)
+    seen = []
+    model.get_output_embeddings().register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    for bf16, dtype in ((False, "torch.float32"), (True, "torch.bfloat16")):
+        args = Seq2SeqTrainingArguments(str(tmp_path), report_to=[], use_cpu=True, bf16=bf16)
+        loss = TwoTaskTrainer(model=model, args=args).compute_loss(model, dict(batch))
+        assert str(seen.pop()) == dtype and loss.dtype == torch.float32

@@ -107,9 +107,16 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         explain = {k.removeprefix("explain_"): inputs.pop(k) for k in list(inputs) if k.startswith("explain_")}
         signal = {k: inputs.pop(k) for k in list(inputs) if signal_of(k)}
         tensors = {k: inputs.pop(k) for k in list(inputs) if term_of(k)}
-        outputs = extra = None
         if tensors and self.term is None:
             raise ValueError(f"the batch carries a loss term's {', '.join(tensors)} but the trainer has no term")
+        # accelerate puts mixed precision on `model.forward`; label_loss and the terms run the base model and the
+        # output layer directly, past that wrapper, so the autocast is opened here for all of them.
+        with self.accelerator.autocast():
+            return self._loss(model, inputs, explain, signal, tensors, return_outputs)
+
+    def _loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], explain: dict[str, torch.Tensor],
+              signal: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], return_outputs: bool) -> Any:
+        outputs = extra = None
         if tensors and self.state.global_step % self.term_every == 0:   # the term's forward gives the label loss
             outputs, extra = self.term(model, inputs, tensors)
             loss, logits = outputs.loss, outputs.logits
