@@ -23,21 +23,24 @@ from typing import Any, Sequence
 
 from attrdistill.config import RunConfig, attribution_settings, load_config
 from attrdistill.data.example import Example
+from attrdistill.data.template import Template
 from attrdistill.errors import ConfigError
 from attrdistill.pipeline.records import AttributionRow
 
 
 def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequence[str] | None = None,
               method: str = "saliency", k: int = 5, prefix: str = "", batch_size: int = 64,
-              max_input_length: int = 512, max_target_length: int = 128, seed: int = 0,
+              max_input_length: int = 512, max_target_length: int = 128, seed: int = 0, template: str | None = None,
               **settings: Any) -> list[AttributionRow]:
     """Word scores of each input by `method` and its top-k words, for a seq2seq or decoder-only model.
 
     inputs: the texts whose words are scored (a word is `attrdistill.modeling.words.words`' split); prefix: a
     prompt put before each input and never scored (the pipeline's "predict: "); targets: what the scores
     explain, one per input, or None for the model's own greedy output. `settings` are further
-    `attribution.*` fields (order, quantity, aggregation, stop_words, ...). Returns one AttributionRow per
-    input, in order: `words`, `scores` (one per word), `top` (the rationale's word indices) and `rationale`.
+    `attribution.*` fields (order, quantity, aggregation, stop_words, ...); template: the format the inputs
+    were built with, e.g. "Premise: {premise}\nHypothesis: {hypothesis}": its own words are scored but never
+    chosen (`scaffold`). Returns one AttributionRow per input, in order: `words`, `scores` (one per word), `top`
+    (the rationale's word indices), `rationale` and `scaffold` (the template's word indices, or None).
     """
     if isinstance(inputs, str) or (targets is not None and isinstance(targets, str)):
         raise ConfigError("attribute: inputs and targets are lists of texts, not one text")
@@ -49,9 +52,17 @@ def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequen
     # Shards of 64 here (no cache to key): a long list shows its progress shard by shard.
     cfg = attribution_settings(**{"shard_size": 64, **settings, "method": method, "k": k, "batch_size": batch_size,
                                   "target": "gold" if targets is not None else "prediction"})
+    scaffolds = None
+    if template is not None:
+        form = Template(template)
+        scaffolds = [form.scaffold(text) for text in inputs]
+        off = next((i for i, marked in enumerate(scaffolds) if marked is None), None)
+        if off is not None:
+            raise ConfigError(f"attribute: input {off} does not follow the template {template!r}: {inputs[off][:60]!r}")
     from attrdistill.attribution.engine import attribute as engine  # torch loads here, not at import
     examples = [Example(str(i), text, targets[i] if targets is not None else "") for i, text in enumerate(inputs)]
-    return engine(examples, method, model, tokenizer, cfg, prefix, max_input_length, max_target_length, seed)
+    return engine(examples, method, model, tokenizer, cfg, prefix, max_input_length, max_target_length, seed,
+                  scaffolds=scaffolds)
 
 
 def run(config: str | Path | None = None, overrides: Sequence[str] = (), out: str | Path | None = None,

@@ -221,14 +221,16 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
         near = ", ".join(r.id for r in rows[:5])
         raise ConfigError(f"--example {example}: no such id in {path} (ids look like: {near}, ...)")
     print(f"{row.id}  method {method}  target {row.target!r}")
-    print(heatmap.terminal(row.words, row.scores, row.top))
+    print(heatmap.terminal(row.words, row.scores, row.top, row.scaffold or ()))
     print(f"rationale: {row.rationale}")
+    if row.scaffold:
+        print(f"format words (italic; never rationale words): {' '.join(row.words[i] for i in row.scaffold)}")
     if html_file is not None:
         meta = (f'<p class="meta">{html.escape(row.id)} &middot; method {html.escape(method)} &middot; '
                 f'target {html.escape(row.target)} &middot; '
                 f'rationale {html.escape(row.rationale)}</p>')
-        html_file.write_text(heatmap.html_page([meta, heatmap.html_words(row.words, row.scores, row.top)]),
-                             encoding="utf-8")
+        shaded = heatmap.html_words(row.words, row.scores, row.top, scaffold=row.scaffold or ())
+        html_file.write_text(heatmap.html_page([meta, shaded]), encoding="utf-8")
         print(f"wrote {html_file}")
     return 0
 

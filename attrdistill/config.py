@@ -112,6 +112,10 @@ class DataConfig:
     valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
     test_file: str | None = _f(None, "source 'files': test file.")
     input_field: str = _f("input", "source 'files': the column holding the input text.")
+    input_template: str | None = _f(
+        None, "source 'files': build each input from named columns instead, e.g. 'Premise: {premise}\\nHypothesis: "
+              "{hypothesis}' ({{ and }} for literal braces). The filled columns are the example's content, the rest is "
+              "format: never a rationale word. null: the input_field column as it is.")
     label_field: str = _f("label", "source 'files': the column holding the label.")
     rationale_field: str | None = _f(None, "source 'files': optional column of given rationales (the dsbs variant).")
     decisive_field: str | None = _f(None, "source 'files': optional column of the words that decide each label, in "
@@ -449,6 +453,15 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key in ("train_file", "test_file"):
             if not getattr(cfg.data, key):
                 raise ConfigError(f"data.{key}: expected a .jsonl/.csv file for source 'files', got None")
+    if cfg.data.input_template is not None:
+        if cfg.data.source != "files":
+            raise ConfigError(f"data.input_template: builds inputs of source 'files' (data.source {cfg.data.source!r} "
+                              "formats its own); unset it")
+        from attrdistill.data.template import Template
+        try:
+            Template(cfg.data.input_template)
+        except ConfigError as e:
+            raise ConfigError(f"data.input_template: {e}") from None
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
     for role in ("teacher", "student"):

@@ -8,8 +8,8 @@ heads, 3 KV heads, vocabulary 49152, random weights, cut to --layers blocks) on 
 prompts of the DSbS release in ../shared, tokenised with ../shared/tokenizers/t5.
 
 - train step: the run's trainer's loss (`compute_loss`), backward and AdamW, float32 weights; bf16 with the
-  Trainer's own `bf16` mixed precision (autocast), as a run's students train. Batches of 32 (T5) and 16 (causal); the two dtypes
-  alternate so that machine noise hits both alike; medians after one warm-up step.
+  Trainer's own `bf16` mixed precision (autocast), as a run's students train. Batches of 32 (T5) and 16
+  (causal); the two dtypes alternate so that machine noise hits both alike; medians after one warm-up step.
 - attribution: the engine's saliency and occlusion scores of --n examples, with the model's weights in
   float32 and in bfloat16 (as `load_trained` loads it for attribution); examples per second, and how many
   examples keep the same top-5 words (attribution.k 5) in bf16.

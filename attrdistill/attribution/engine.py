@@ -73,11 +73,13 @@ def cache_key(examples: list[Example], method: str, cfg: AttributionConfig, pref
 
 def attribute(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg: AttributionConfig,
               prefix: str = "", max_input_length: int = 512, max_target_length: int = 128, seed: int = 0,
-              cache: Path | None = None, model_key: str = "") -> list[dict[str, Any]]:
-    """One row per example: id, target, words, word scores, top-k word indices and the rationale text."""
+              cache: Path | None = None, model_key: str = "",
+              scaffolds: list[list[int]] | None = None) -> list[dict[str, Any]]:
+    """One row per example: id, target, words, word scores, top-k word indices and the rationale text.
+    scaffolds: per example, the word indices of its input's format, never rationale words (`select`)."""
     records = score(examples, method, model, tokenizer, cfg, prefix, max_input_length, max_target_length, seed,
                     cache, model_key)
-    return select(records, examples, cfg)
+    return select(records, examples, cfg, scaffolds)
 
 
 def score(examples: list[Example], method: str, model: Any, tokenizer: Any, cfg: AttributionConfig,

@@ -59,25 +59,29 @@ def _rounded(scores: torch.Tensor) -> list[float]:
     return [round(float(s), 6) for s in scores]
 
 
-def select(records: list[dict[str, Any]], examples: list[Example], cfg: AttributionConfig) -> list[AttributionRow]:
+def select(records: list[dict[str, Any]], examples: list[Example], cfg: AttributionConfig,
+           scaffolds: list[list[int]] | None = None) -> list[AttributionRow]:
     """Rows (records.AttributionRow): word scores and the top-k words of each example.
 
     With order aligned rows also carry step_scores (per content target token, word scores), which
     `rationale_at` needs; with teacher_wrong drop they carry teacher_correct, and a wrong example
-    has no rationale words.
+    has no rationale words. scaffolds: per example, the word indices of its input's format
+    (`data.sources.scaffolds`), never chosen and kept on the row.
     """
     excluded = stop_words(cfg)
     rows = []
-    for rec, ex in zip(records, examples):
+    for n, (rec, ex) in enumerate(zip(records, examples)):
+        scaffold = scaffolds[n] if scaffolds else []
         spans = word_spans(ex.input)
         words = [ex.input[a:b] for a, b in spans]
         sc = word_scores(rec, len(words), cfg.aggregation)
         steps = step_word_scores(rec, len(words), cfg.aggregation) if cfg.order == "aligned" else None
         dropped = rec.get("teacher_correct") is False
-        top = [] if dropped else top_k(words, sc, cfg.k, cfg.skip_punctuation, cfg.order, excluded, cfg.mass, steps)
+        top = [] if dropped else top_k(words, sc, cfg.k, cfg.skip_punctuation, cfg.order, excluded, cfg.mass, steps,
+                                       set(scaffold))
         rows.append(AttributionRow(ex.id, rec["target"], words, _rounded(sc), top, ", ".join(words[i] for i in top),
                                    [_rounded(st) for st in steps] if steps is not None else None,
-                                   rec.get("teacher_correct")))
+                                   rec.get("teacher_correct"), scaffold or None))
     return rows
 
 
@@ -87,14 +91,17 @@ def rationale_at(row: AttributionRow, k: int, cfg: AttributionConfig) -> str:
         return ""
     steps = _matrix(row.step_scores, len(row.words)) if row.step_scores is not None else None
     top = top_k(row.words, torch.tensor(row.scores), k, cfg.skip_punctuation, cfg.order, stop_words(cfg),
-                cfg.mass, steps)
+                cfg.mass, steps, set(row.scaffold or ()))
     return ", ".join(row.words[i] for i in top)
 
 
 def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool = True,
           order: str = "score", exclude: set[str] = frozenset(), mass: float = 0.0,
-          steps: torch.Tensor | None = None) -> list[int]:
+          steps: torch.Tensor | None = None, skip: set[int] = frozenset()) -> list[int]:
     """Indices of the k best-scored candidate words, by score (ties: earlier word), by position, or aligned.
+
+    Candidates: every word but punctuation (with skip_punctuation), the `exclude` words (lower-case) and the word
+    indices in `skip` (the input format's).
 
     aligned: for each row of `steps` (one per target token: word scores explaining that token) the
     not-yet-chosen candidate it scores highest, then the rest by `scores`. mass in (0, 1]: only the
@@ -102,7 +109,7 @@ def top_k(words: list[str], scores: torch.Tensor, k: int, skip_punctuation: bool
     candidates' (at least 1); for position order the leading words by score, then sorted by position.
     """
     candidates = [i for i, w in enumerate(words)
-                  if not (skip_punctuation and is_punctuation(w)) and w.lower() not in exclude]
+                  if not (skip_punctuation and is_punctuation(w)) and w.lower() not in exclude and i not in skip]
     ranked = sorted(candidates, key=lambda i: (-float(scores[i]), i))
     if order == "aligned":
         if steps is None:

@@ -4,6 +4,6 @@
 """
 
 from attrdistill.data.example import SPLITS, Example, read_jsonl, write_jsonl
-from attrdistill.data.sources import build_splits
+from attrdistill.data.sources import build_splits, scaffolds
 
-__all__ = ["SPLITS", "Example", "build_splits", "read_jsonl", "write_jsonl"]
+__all__ = ["SPLITS", "Example", "build_splits", "read_jsonl", "scaffolds", "write_jsonl"]

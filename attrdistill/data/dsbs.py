@@ -23,12 +23,19 @@ from typing import Any
 
 from attrdistill.data.example import Example, read_jsonl_lines
 from attrdistill.data.highlights import span_word_indices
+from attrdistill.data.template import Template
 from attrdistill.errors import DataError
 
 NAMES = ("cqa", "svamp", "anli1", "esnli")
 NLI_LABELS = ("entailment", "neutral", "contradiction")   # DSbS's mapping of the gold ints 0, 1, 2
 NLI_FORMATS = ("eos", "text")
 EOS = "</s>"   # T5's eos token, which DSbS puts between premise and hypothesis
+CHOICE_LETTERS = "abcde"
+TEMPLATES = {   # how DSbS builds each input; its literal words are the format's, not the example's
+    "cqa": Template("{question}\nAnswer Choices:\n" + "\n".join(f"({c}) {{{c}}}" for c in CHOICE_LETTERS)),
+    "nli:eos": Template("{premise}" + EOS + "{hypothesis}"),
+    "nli:text": Template("Premise: {premise}\nHypothesis: {hypothesis}"),
+}
 
 _SPLIT_ORDER = ("train", "valid", "test")
 _SPLIT_RE = re.compile(r"[A-Za-z0-9_]+")
@@ -196,16 +203,20 @@ def format_example(name: str, row: dict[str, Any], ex_id: str, nli_format: str =
             raise DataError(f"{where}: expected 5 answer choices, got {choices!r}")
         if row["answer"] not in choices:
             raise DataError(f"{where}: answer {row['answer']!r} is not one of its choices {choices!r}")
-        options = "\n".join(f"({letter}) {c}" for letter, c in zip("abcde", choices))
-        text = f"{row['question']}\nAnswer Choices:\n{options}"
+        text = TEMPLATES["cqa"].fill({"question": row["question"], **dict(zip(CHOICE_LETTERS, choices))})
         span = row.get("extractive_explanation")
         human = None if span is None else cqa_human(text, row["question"], span)
         return Example(id=ex_id, input=text, label=row["answer"], choices=list(choices), human=human)
     if name == "svamp":
         return Example(id=ex_id, input=row["input"], label=row["label"])
     premise, hypothesis = row["premise"], row["hypothesis"]
-    text = premise + EOS + hypothesis if nli_format == "eos" else f"Premise: {premise}\nHypothesis: {hypothesis}"
+    text = TEMPLATES[f"nli:{nli_format}"].fill({"premise": premise, "hypothesis": hypothesis})
     return Example(id=ex_id, input=text, label=_nli_label(row["label"], where), choices=list(NLI_LABELS))
+
+
+def template(name: str, nli_format: str = "eos") -> Template | None:
+    """The template `format_example` builds a dataset's inputs with; None where the input is one field (SVAMP)."""
+    return TEMPLATES.get("nli:" + nli_format if name in ("anli1", "esnli") else name)
 
 
 def cqa_human(text: str, question: str, span: Any) -> list[int]:

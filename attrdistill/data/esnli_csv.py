@@ -20,7 +20,7 @@ import io
 import re
 from pathlib import Path
 
-from attrdistill.data.dsbs import EOS, NLI_FORMATS, NLI_LABELS, format_example
+from attrdistill.data.dsbs import NLI_FORMATS, NLI_LABELS, format_example, template
 from attrdistill.data.example import Example, read_text
 from attrdistill.data.highlights import words_in_spans
 from attrdistill.errors import DataError
@@ -45,14 +45,6 @@ def starred_spans(marked: str, sentence: str, where: str) -> list[tuple[int, int
     if plain != [t.group() for t in tokens]:
         raise DataError(f"{where}: marked sentence {marked!r} without its stars is not the sentence {sentence!r}")
     return [t.span() for t, s in zip(tokens, starred) if s]
-
-
-def _offsets(premise: str, hypothesis: str, nli_format: str) -> tuple[int, int]:
-    """Where premise and hypothesis start in the input that `format_example` builds."""
-    if nli_format == "eos":
-        return 0, len(premise) + len(EOS)
-    head = "Premise: "
-    return len(head), len(f"{head}{premise}\nHypothesis: ")
 
 
 def _read(path: Path, columns: list[str]) -> list[tuple[int, dict[str, str]]]:
@@ -105,7 +97,7 @@ def load_esnli_csv(folder: Path, split: str, nli_format: str = "eos", annotator:
             premise, hypothesis = row["Sentence1"], row["Sentence2"]
             ex = format_example("esnli", {"premise": premise, "hypothesis": hypothesis,
                                           "label": NLI_LABELS.index(gold)}, row["pairID"], nli_format, where)
-            p_at, h_at = _offsets(premise, hypothesis, nli_format)
+            (p_at, _), (h_at, _) = template("esnli", nli_format).content_spans(ex.input)
             spans = [(p_at + a, p_at + b) for a, b in starred_spans(row[marks[0]], premise, f"{where}: {marks[0]}")]
             spans += [(h_at + a, h_at + b) for a, b in starred_spans(row[marks[1]], hypothesis, f"{where}: {marks[1]}")]
             ex.human = words_in_spans(ex.input, spans, alnum_only=True)

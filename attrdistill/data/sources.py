@@ -16,6 +16,7 @@ from pathlib import Path
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import Example, read_jsonl_lines, read_text
+from attrdistill.data.template import Template
 from attrdistill.errors import DataError
 from attrdistill.modeling.words import words
 
@@ -32,7 +33,8 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         # Validation held out of train when train is the release's validation split.
         valid = paper_split(cfg, "valid") if cfg.train_split != "valid" else None
     elif cfg.source == "files":
-        fields = (cfg.input_field, cfg.label_field, cfg.rationale_field, cfg.decisive_field, cfg.human_field)
+        fields = (cfg.input_field, cfg.label_field, cfg.rationale_field, cfg.decisive_field, cfg.human_field,
+                  input_template(cfg))
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
     else:
@@ -46,6 +48,29 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     for name, rows in splits.items():
         check_split(rows, f"data.source {cfg.source}, split {name}")
     return splits
+
+
+def input_template(cfg: DataConfig) -> Template | None:
+    """The template a source builds its inputs with; None where an input is one field, content throughout (the
+    built-in task's stories, SVAMP's problems, own data without data.input_template)."""
+    if cfg.source == "files":
+        return Template(cfg.input_template) if cfg.input_template else None
+    return dsbs.template(cfg.source, cfg.nli_format) if cfg.source in dsbs.NAMES else None
+
+
+def scaffolds(cfg: DataConfig, examples: list[Example]) -> list[list[int]]:
+    """Per example, the word indices of its input's format (the template's own words): never rationale words."""
+    template = input_template(cfg)
+    if template is None:
+        return [[] for _ in examples]
+    out = []
+    for ex in examples:
+        marked = template.scaffold(ex.input)
+        if marked is None:
+            raise DataError(f"example {ex.id}: its input does not follow the template {template.pattern!r} that "
+                            f"data.source {cfg.source} builds inputs with: {ex.input[:80]!r}")
+        out.append(marked)
+    return out
 
 
 def check_split(examples: list[Example], where: str) -> None:
@@ -78,9 +103,11 @@ def paper_split(cfg: DataConfig, split: str) -> list[Example] | None:
 
 
 def read_table(path: Path, input_field: str = "input", label_field: str = "label", rationale_field: str | None = None,
-               decisive_field: str | None = None, human_field: str | None = None) -> list[Example]:
+               decisive_field: str | None = None, human_field: str | None = None,
+               template: Template | None = None) -> list[Example]:
     """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields,
-    and optionally the label's decisive words and human-highlighted words (see `word_indices`)."""
+    and optionally the label's decisive words and human-highlighted words (see `word_indices`). With a
+    template, the input is the template filled with the columns it names (input_field is not read)."""
     if path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
         rows, start = [], 2   # line 1 is the header; a quoted field may span lines, so count from the reader
@@ -93,15 +120,17 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
         raise DataError(f"{path}: expected a .jsonl or .csv file")
     out, first_line = [], {}
     for n, row in rows:
-        missing = [f for f in (input_field, label_field) if not str(row.get(f) or "").strip()]
+        needed = (*(template.fields if template else (input_field,)), label_field)
+        missing = [f for f in needed if not str(row.get(f) or "").strip()]
         if missing:
-            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+            named = " (data.input_template names them)" if template and set(missing) - {label_field} else ""
+            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}{named}")
         ex_id = str(row.get("id", f"{path.stem}-{n}"))
         if ex_id in first_line:
             raise DataError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
         first_line[ex_id] = n
         rationale = str(row.get(rationale_field) or "") if rationale_field else None
-        text = str(row[input_field])
+        text = template.fill({f: str(row[f]) for f in template.fields}) if template else str(row[input_field])
         marked = {f: word_indices(row.get(f), text, f"{path}:{n}: field {f!r}") if f else None
                   for f in (decisive_field, human_field)}
         human = marked[human_field] if human_field else None

@@ -108,14 +108,16 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
     """ERASER comprehensiveness and sufficiency of the rows' word scores, as AOPC over `fractions`.
 
     For each example and fraction q, the top ceil(q * n) candidate words by score (candidates: the
-    non-punctuation words; at least 1; ties: earlier word first, as `attribution.top_k`) are
+    non-punctuation words outside the input's format, `row.scaffold`; at least 1; ties: earlier word
+    first, as `attribution.top_k`) are
       - deleted from the input (comprehensiveness: lp_full - lp_without_top; high = faithful), or
       - the only words kept (sufficiency: lp_full - lp_only_top; low = faithful; all other words,
         punctuation included, are deleted),
     where lp is the gold label's mean token log-probability, teacher-forced. Deleting a word deletes
     every token that overlaps it (`words.token_to_word` on the offsets, as occlusion does); tokens
     outside every word -- the task prefix, </s>, bare whitespace pieces, a decoder-only model's
-    target -- are always kept, so a variant differs from the full input only in the words. Scores
+    target -- and the format's words are always kept, so a variant differs from the full input only
+    in the example's own words. Scores
     are taken as given (whatever the method's sign convention, higher = more important).
 
     Returns {"comprehensiveness", "sufficiency": means over examples and fractions,
@@ -151,13 +153,14 @@ def faithfulness(model: Any, tokenizer: Any, examples: Sequence[Example], rows: 
         ids = feat["input_ids"]
         token_word = token_to_word(feat["offset_mapping"], sp, shift=len(prefix))
         text_words = [ex.input[a:b] for a, b in sp]
-        candidates = [w for w, text in enumerate(text_words) if not is_punctuation(text)]
+        scaffold = set(row.scaffold or ())
+        candidates = [w for w, text in enumerate(text_words) if not is_punctuation(text) and w not in scaffold]
         ranked = sorted(candidates, key=lambda w: (-float(row.scores[w]), w))
         per_q = []
         for q in fractions:
             top = set(ranked[:_n_top(q, len(ranked))])
             without = [w in top for w in token_word]             # -1 is never in top
-            only = [w >= 0 and w not in top for w in token_word]
+            only = [w >= 0 and w not in top and w not in scaffold for w in token_word]
             per_q.append((add(i, without), add(i, only)))
         plan.append((add(i, [False] * len(ids)), per_q))
 
@@ -203,8 +206,8 @@ def human_agreement(rows: Sequence[AttributionRow], examples: Sequence[Example])
     precision / recall / f1: word-level, micro-averaged (total hits / total top-k words, total hits /
     total human words; a ratio over 0 words is 0.0); macro_f1: the mean of the per-example F1s.
     auprc: per example, `average_precision` of the word scores against the human labels over the
-    non-punctuation words (ties form one threshold), averaged over the examples that keep at least
-    one human word. n: the number of examples with highlights. None when no example has any.
+    non-punctuation words outside the input's format (ties form one threshold), averaged over the
+    examples that keep at least one human word. n: the number of examples with highlights. None when no example has any.
     """
     _aligned_rows(rows, examples)
     pairs = [(row, ex) for row, ex in zip(rows, examples) if ex.human]
@@ -217,7 +220,8 @@ def human_agreement(rows: Sequence[AttributionRow], examples: Sequence[Example])
         h = len(top & human)
         hits, picked, gold = hits + h, picked + len(top), gold + len(human)
         f1s.append(_f1(h / len(top) if top else 0.0, h / len(human)))
-        keep = [w for w, text in enumerate(row.words) if not is_punctuation(text)]
+        scaffold = set(row.scaffold or ())
+        keep = [w for w, text in enumerate(row.words) if not is_punctuation(text) and w not in scaffold]
         ap = average_precision([row.scores[w] for w in keep], [w in human for w in keep])
         if ap is not None:
             aps.append(ap)

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from attrdistill import __version__
-from attrdistill.config import RunConfig, check_environment, to_dict
+from attrdistill.config import DataConfig, RunConfig, check_environment, to_dict
+from attrdistill.data.sources import input_template
 from attrdistill.pipeline.layout import (
     ANALYSES,
     DATA,
@@ -51,6 +52,14 @@ from attrdistill.registry import imported
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
 from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
+
+LATER_DATA = ("input_template",)   # data fields added after runs were made (see `_as_before`)
+
+
+def _as_before(section: dict[str, Any], defaults: dict[str, Any], later: tuple[str, ...]) -> dict[str, Any]:
+    """A config section for a fingerprint, less the fields added later while they keep their default: the runs
+    made before them keep their units."""
+    return {k: v for k, v in section.items() if k not in later or v != defaults[k]}
 
 
 def _stage(name: str, *args: Any) -> dict:
@@ -73,14 +82,18 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
     """The whole run as units in the order they run; each names what it reads and the config that changes it."""
     roles = [(m.model, m.tokenizer) + ((m.gguf_file,) if m.gguf_file else ()) for m in (cfg.teacher, cfg.student)]
     units = [
-        Unit(DATA, "data", partial(_stage, "make_data", run, cfg), config=(__version__, to_dict(cfg.data), roles),
+        Unit(DATA, "data", partial(_stage, "make_data", run, cfg),
+             config=(__version__, _as_before(to_dict(cfg.data), to_dict(DataConfig()), LATER_DATA), roles),
              what="the data stage"),
         Unit(TEACHER, "finetune", partial(_stage, "finetune", run, cfg), (DATA,), to_dict(cfg.teacher),
              "the fine-tuned teacher", everyone=True, check=partial(check_variants, run, cfg)),
     ]
     teacher_fp = fingerprints(units)[TEACHER]   # the key of the caches of its weights (attribution shards, kd logits)
-    # What selects words (k, order, filters), not which method attribution.method names.
+    # What selects words (k, order, filters, the input format's words), not which method attribution.method names.
     selection = {**to_dict(cfg.attribution), "method": None}
+    template = input_template(cfg.data)
+    if template is not None and template.has_scaffold:   # only then: rows made before templates stay valid
+        selection["scaffold"] = template.pattern
     for split, methods in ((TRAIN, attribution_methods(cfg)), ("test", student_methods(cfg))):
         for m in methods:
             seed = cfg.data.seed if REGISTRY[m].seeded else None

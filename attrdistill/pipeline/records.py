@@ -96,6 +96,7 @@ class AttributionRow:
     rationale: str                # those words joined by ", "
     step_scores: list[list[float]] | None = None   # attribution.order aligned: per target token, word scores
     teacher_correct: bool | None = None            # attribution.teacher_wrong drop: wrong ones have no rationale
+    scaffold: list[int] | None = None              # the input format's words (data/template.py): never in `top`
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> AttributionRow:
@@ -104,14 +105,14 @@ class AttributionRow:
         unknown = sorted(set(row) - set(names))
         if missing or unknown:
             raise DataError(f"attribution row {row.get('id', '?')}: expected the fields {', '.join(names)} (the "
-                            f"last two optional); missing {', '.join(missing) or 'none'}, "
+                            f"last three optional); missing {', '.join(missing) or 'none'}, "
                             f"unknown {', '.join(unknown) or 'none'}")
         return cls(**{**row, "id": str(row["id"])})
 
     def to_json(self) -> dict[str, Any]:
         """Its JSON form; the optional fields only when set."""
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if v is not None or k not in ("step_scores", "teacher_correct")}
+                if v is not None or k not in ("step_scores", "teacher_correct", "scaffold")}
 
 
 @dataclass(frozen=True)

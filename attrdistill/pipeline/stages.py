@@ -26,7 +26,7 @@ from attrdistill import __version__
 from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.config import RunConfig, dump_config, pretrained
-from attrdistill.data import SPLITS, Example, build_splits, write_jsonl
+from attrdistill.data import SPLITS, Example, build_splits, scaffolds, write_jsonl
 from attrdistill.distill.rows import forced_validation, guide_scores, prompted, rationales_for, teacher_rows, train_rows
 from attrdistill.distill.trainer import train
 from attrdistill.evaluate import analysis
@@ -98,7 +98,8 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
         model, tok = load_trained(lay.model(), cfg.teacher.dtype, scoring=True)
     rows = attribute(examples, method, model, tok, cfg.attribution, prefix=cfg.data.predict_prefix,
                      max_input_length=cfg.teacher.max_input_length, max_target_length=cfg.teacher.max_target_length,
-                     seed=cfg.data.seed, cache=lay.attribution_cache, model_key=teacher_fp)
+                     seed=cfg.data.seed, cache=lay.attribution_cache, model_key=teacher_fp,
+                     scaffolds=scaffolds(cfg.data, examples))
     if is_main():   # each process scored its shards; the main one has every row
         write_jsonl(lay.attributions(method, split), rows)
     return {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
