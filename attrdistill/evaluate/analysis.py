@@ -207,7 +207,8 @@ def human_agreement(rows: Sequence[AttributionRow], examples: Sequence[Example])
     total human words; a ratio over 0 words is 0.0); macro_f1: the mean of the per-example F1s.
     auprc: per example, `average_precision` of the word scores against the human labels over the
     non-punctuation words outside the input's format (ties form one threshold), averaged over the
-    examples that keep at least one human word. n: the number of examples with highlights. None when no example has any.
+    examples that keep at least one human word. n: the number of examples with highlights. None when
+    no example has any.
     """
     _aligned_rows(rows, examples)
     pairs = [(row, ex) for row, ex in zip(rows, examples) if ex.human]
