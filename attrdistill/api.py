@@ -11,6 +11,9 @@ training loop: `sparse_divergence`, `kd_loss` and `KDLoss` (attrdistill.distill.
 `student_saliency`, `match_divergence` and `AttributionMatching` (attrdistill.distill.matching). The package
 re-exports them lazily: `import attrdistill` loads no torch until one of them is used.
 
+`attrdistill run` and the stage verbs are a thin layer over `prepare` (which run directory and config) and
+`run`; the command line adds its messages, the plan printout and the summary.
+
 `attribute` is the pipeline's attribution engine (the same scores, tested to 1e-5), so a method registered
 in `attrdistill.registry.methods` works here too. Bad input (lengths that differ, an empty input, an
 unknown method) is refused with one line before any model runs.
@@ -65,18 +68,79 @@ def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequen
                   scaffolds=scaffolds)
 
 
-def run(config: str | Path | None = None, overrides: Sequence[str] = (), out: str | Path | None = None,
-        stages: Sequence[str] | None = None) -> dict[str, Any]:
+def prepare(config: str | Path | RunConfig | None = None, overrides: Sequence[str] = (),
+            out: str | Path | None = None, existing: bool = False) -> tuple[Path, RunConfig]:
+    """The run directory and the config a run works on, resolved as the command line resolves them.
+
+    A new or resumed run (existing False) reads `config` (a YAML file, a RunConfig, or None: the built-in
+    defaults) with `overrides` into `out` (default runs/<name>). Verbs on an existing run (existing True) read
+    the config.yaml of `out` unless `config` is given. Refuses an `out` that is a file, and an existing run
+    without config.yaml, with one line.
+    """
+    from attrdistill.pipeline.layout import Layout
+    if existing:
+        if out is None:
+            raise ConfigError("run: the stages of an existing run need its folder (out=)")
+        if config is None:
+            config = Layout(Path(out)).config
+            if not config.is_file():
+                raise ConfigError(f"{out}: not a run directory (no config.yaml); make one with `attrdistill run`")
+    if isinstance(config, RunConfig):
+        if overrides:
+            raise ConfigError("run: overrides apply to a config file or the defaults; change the RunConfig instead")
+        cfg = config
+    else:
+        cfg = load_config(config, list(overrides))
+    run_dir = Path(out) if out is not None else Path("runs") / cfg.name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
+    return run_dir, cfg
+
+
+def run(config: str | Path | RunConfig | None = None, overrides: Sequence[str] = (), out: str | Path | None = None,
+        stages: Sequence[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Run every stage (or `stages`, verbs of an existing run: finetune, attribute, distill, evaluate, analyze,
     report) into `out` (default runs/<name>); returns the metrics of the report, or of the last unit run.
 
-    config: a YAML file (default: the built-in defaults; for `stages` on an existing run, its config.yaml);
-    overrides: "section.field=value" strings, as the CLI's --set. Complete units are skipped, as on the CLI.
+    config: a YAML file, a RunConfig, or None (the built-in defaults; for `stages`, the run's config.yaml);
+    overrides: "section.field=value" strings, as the CLI's --set. Complete units are skipped, as on the CLI;
+    force: empty the run directory first (after the config and what it needs are checked). The run logs into
+    `out`/log.txt as well, a crash's traceback included.
     """
-    from attrdistill.pipeline.layout import Layout
+    import logging
+    import shutil
+
+    from attrdistill.config import check_environment
+    from attrdistill.errors import UserError
+    from attrdistill.pipeline.distributed import barrier, is_main
     from attrdistill.pipeline.plan import run_stages
-    if stages is not None and out is not None and config is None and Layout(Path(out)).config.is_file():
-        config = Layout(Path(out)).config
-    cfg: RunConfig = load_config(config, list(overrides))
-    run_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    return run_stages(run_dir, cfg, list(stages) if stages is not None else None)   # checks the environment first
+    run_dir, cfg = prepare(config, overrides, out, existing=stages is not None)
+    # Checked before force removes anything: a run that could not start loses nothing.
+    check_environment(cfg, list(stages) if stages is not None else None)
+    if force and stages is None and run_dir.exists() and is_main():
+        shutil.rmtree(run_dir)
+    barrier()
+    handler = _log_to(run_dir)
+    try:
+        return run_stages(run_dir, cfg, list(stages) if stages is not None else None, checked=True)
+    except (UserError, FileNotFoundError, OSError):   # the message says what to change; the caller reports it
+        raise
+    except Exception:   # a bug or a crash (a shape error, out of memory): its traceback into the run's log too
+        logging.getLogger("attrdistill").exception("unexpected error; the traceback is also in %s",
+                                                   handler.baseFilename)
+        raise
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _log_to(run_dir: Path) -> Any:
+    """A handler that also logs into run_dir/log.txt (the caller removes it)."""
+    import logging
+
+    from attrdistill.pipeline.layout import Layout
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(Layout(run_dir).log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return handler

@@ -16,16 +16,16 @@ import errno
 import html
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
 from attrdistill import __version__
+from attrdistill.api import prepare, run
 from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
 from attrdistill.errors import ConfigError, UserError
-from attrdistill.pipeline.distributed import barrier, is_main
+from attrdistill.pipeline.distributed import is_main
 from attrdistill.pipeline.layout import Layout
-from attrdistill.pipeline.plan import plan, run_stages
+from attrdistill.pipeline.plan import plan
 from attrdistill.pipeline.records import attribution_rows
 from attrdistill.pipeline.runner import STAGES, describe
 from attrdistill.report import heatmap
@@ -120,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     bars = _progress_bars(enabled=not args.quiet)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    handler: logging.Handler | None = None
     try:
         if args.verb == "data":
             from attrdistill.data.sources import show as show_data
@@ -133,30 +132,16 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0
         stages = None if args.verb in ("run", "plan") else [args.verb]
-        if args.verb == "run":
-            cfg = load_config(args.config, args.overrides)
-            run_dir = args.out or Path("runs") / cfg.name
-            if run_dir.exists() and not run_dir.is_dir():
-                raise ConfigError(f"--out {run_dir}: is a file, not a run directory (name a new or existing folder)")
-            # Before --force removes anything, the run directory is made or a model loads; a dry run is refused
-            # where the run would be (missing files, a keep_blocks the model's config.json lacks).
+        new = args.verb == "run"
+        run_dir, cfg = prepare(args.config if new else None, args.overrides, args.out if new else args.run_dir,
+                               existing=not new)
+        if args.verb == "plan":
+            return _print_plan(run_dir, cfg)
+        if new and args.dry_run:   # refused where the run would be (missing files, a keep_blocks the model lacks)
             check_environment(cfg)
-            if args.dry_run:
-                return _print_plan(run_dir, cfg)
-            if args.force and run_dir.exists() and is_main():
-                shutil.rmtree(run_dir)
-            barrier()
-        else:
-            run_dir = args.run_dir
-            if not Layout(run_dir).config.is_file():
-                raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
-            cfg = load_config(Layout(run_dir).config, args.overrides)
-            if args.verb == "plan":
-                return _print_plan(run_dir, cfg)
-            check_environment(cfg, stages)
-        handler = _log_to(run_dir)
-        metrics = run_stages(run_dir, cfg, stages)
-        if args.verb == "run" and is_main():
+            return _print_plan(run_dir, cfg)
+        metrics = run(cfg, out=run_dir, stages=stages, force=new and args.force)
+        if new and is_main():
             _summary(run_dir, metrics)
         return 0
     except (UserError, FileNotFoundError) as e:   # the message says what to change
@@ -173,16 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("model not found: %s", str(e).splitlines()[0])   # e.g. a mistyped hub id
             return 2
         raise
-    except Exception:   # a bug or a crash (a shape error, out of memory): keep the traceback
-        if handler is not None:
-            logging.getLogger("attrdistill").exception("unexpected error; the traceback is also in %s",
-                                                       handler.baseFilename)
-        raise
     finally:
         _progress_bars(bars)   # as they were: main() may run many times in one process (tests, benches)
-        if handler is not None:   # main() may run many times in one process (tests, benches)
-            logging.getLogger().removeHandler(handler)
-            handler.close()
 
 
 def _progress_bars(enabled: bool) -> bool:
@@ -208,9 +185,7 @@ def _print_plan(run_dir: Path, cfg: RunConfig) -> int:
 
 
 def _show_scores(run_dir: Path, example: str | None, method: str | None, html_file: Path | None) -> int:
-    if not Layout(run_dir).config.is_file():
-        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml); make one with `attrdistill run`")
-    cfg = load_config(Layout(run_dir).config)
+    run_dir, cfg = prepare(out=run_dir, existing=True)
     method = method or cfg.attribution.method
     path = Layout(run_dir).attributions(method)
     if not path.is_file():
@@ -233,15 +208,6 @@ def _show_scores(run_dir: Path, example: str | None, method: str | None, html_fi
         html_file.write_text(heatmap.html_page([meta, shaded]), encoding="utf-8")
         print(f"wrote {html_file}")
     return 0
-
-
-def _log_to(run_dir: Path) -> logging.Handler:
-    """Also log into run_dir/log.txt; the caller removes the handler when the command ends."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(Layout(run_dir).log, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return handler
 
 
 def _summary(run_dir: Path, metrics: dict) -> None:

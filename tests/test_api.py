@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,3 +111,23 @@ def test_the_matching_loss_in_a_plain_trainer(word_tok, examples, tmp_path):
     trainer.train()
     assert len(trainer.seen) == 2 and all(total > ce for ce, total in trainer.seen), "the term adds to the CE"
     assert json.loads(json.dumps(trainer.state.log_history))[-1]["train_loss"] > 0
+
+
+def test_run_and_the_cli_resolve_a_run_the_same_way_and_refuse_bad_folders_before_work(tmp_path):
+    from attrdistill.api import prepare
+    from attrdistill.cli import main
+    from attrdistill.config import load_config
+    from attrdistill.errors import ConfigError
+    run_dir, cfg = prepare(None, ["attribution.k=3"])
+    assert run_dir == Path("runs") / "default" and cfg.attribution.k == 3
+    assert prepare(load_config(None, ["name=x"]))[0] == Path("runs") / "x"
+    with pytest.raises(ConfigError, match="overrides apply to a config file"):
+        prepare(load_config(None, []), ["attribution.k=3"])
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    with pytest.raises(ConfigError, match="is a file, not a run directory"):
+        attrdistill.run(out=a_file)
+    with pytest.raises(ConfigError, match="not a run directory \\(no config.yaml\\)"):
+        attrdistill.run(out=tmp_path, stages=["report"])
+    assert main(["report", str(tmp_path)]) == 2 and main(["run", "--out", str(a_file)]) == 2
+    assert list(tmp_path.iterdir()) == [a_file], "nothing written"

@@ -336,11 +336,11 @@ def test_own_data_with_the_oracle_variant_is_refused_before_the_teacher_trains(t
 
 
 def test_a_bug_keeps_its_traceback(tmp_path, caplog, monkeypatch):
-    import attrdistill.cli as cli
+    import attrdistill.pipeline.plan as stage_plan
 
     def broken(*args, **kwargs):
         raise IndexError("index 7 is out of bounds")   # what a shape bug raises, not bad input
-    monkeypatch.setattr(cli, "run_stages", broken)
+    monkeypatch.setattr(stage_plan, "run_stages", broken)   # what the CLI runs, through api.run
     with caplog.at_level(logging.ERROR), pytest.raises(IndexError, match="index 7"):
         main(["run", "--out", str(tmp_path / "run")])
     assert "unexpected error; the traceback is also in" in caplog.text
@@ -348,12 +348,12 @@ def test_a_bug_keeps_its_traceback(tmp_path, caplog, monkeypatch):
 
 
 def test_a_missing_hub_model_is_one_line(tmp_path, caplog, monkeypatch):
-    import attrdistill.cli as cli
+    import attrdistill.pipeline.plan as stage_plan
 
     def missing(*args, **kwargs):   # what transformers raises for a hub id that does not exist
         raise OSError("HuggingFaceTB/SmolLM2-135M-Instrukt is not a local folder and is not a valid model identifier "
                       "listed on 'https://huggingface.co/models'\nIf this is a private repository, ...")
-    monkeypatch.setattr(cli, "run_stages", missing)
+    monkeypatch.setattr(stage_plan, "run_stages", missing)   # what the CLI runs, through api.run
     with caplog.at_level(logging.ERROR):
         assert main(["run", "--out", str(tmp_path / "run")]) == 2
     message = caplog.records[-1].getMessage()

@@ -143,8 +143,10 @@ def check_variants(run: Path, cfg: RunConfig) -> None:
         check_available(variant, student_train)
 
 
-def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None) -> dict:
-    """Run the units of `stages` (None: all) in order, after checking that what they read from outside exists."""
-    check_environment(cfg, stages)
+def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None, checked: bool = False) -> dict:
+    """Run the units of `stages` (None: all) in order, after checking that what they read from outside exists
+    (unless the caller has: checked)."""
+    if not checked:
+        check_environment(cfg, stages)
     _stage("save_run_config", run, cfg)
     return execute(run, plan(run, cfg), stages)
