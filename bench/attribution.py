@@ -33,9 +33,11 @@ Three ways of computing the same token scores:
          length order that our batching uses (less padding for inseq too), cut into --inseq-parts
          parts of whole inseq batches; ours runs on each part just before inseq does, and ours/inseq
          is the ratio of these paired times (other jobs' load drifts over minutes; pairing keeps it
-         out of the ratio). inseq returns per-step, per-dimension gradients; averaging them over steps
-         and taking the L1 norm gives our quantity, which is checked (inseq top-5 agreement). If
-         inseq cannot be imported or fails, its numbers are null and the reason is printed.
+         out of the ratio). The public `attrdistill.attribute` (prefix given apart; word scores and
+         top-5 as well) runs on each part too: api/inseq, paired the same way. inseq returns per-step,
+         per-dimension gradients; averaging them over steps and taking the L1 norm gives our quantity,
+         which is checked (inseq top-5 agreement). If inseq cannot be imported or fails, its numbers
+         are null and the reason is printed.
 
 What to expect: the loop costs one batch-1 forward+backward per target token, inseq one batched
 forward+backward per target token (it drops finished targets from its batch), ours one batched
@@ -187,6 +189,16 @@ def measure_inseq(inseq_model: Any, texts: list[str], targets: list[str], batch_
     return _timed("inseq", len(texts), run)
 
 
+def measure_api(model: Any, tokenizer: Any, texts: list[str], targets: list[str], batch_size: int) -> Timing:
+    """The public `attrdistill.attribute` on the same inputs, the prefix given apart (never scored): tokenising,
+    batching, the backward passes, word scores and the top-5 words, what a library user gets."""
+    import attrdistill
+    inputs = [t.removeprefix(PREFIX) for t in texts]
+    return _timed("api", len(texts), lambda: attrdistill.attribute(
+        model, tokenizer, inputs, targets, method="saliency", k=TOP, prefix=PREFIX, batch_size=batch_size,
+        max_input_length=MAX_INPUT, max_target_length=MAX_TARGET))[0]
+
+
 def measure_step_ratio(model: Any, batch: dict[str, torch.Tensor], repeats: int) -> dict[str, float]:
     """Median seconds (torch.utils.benchmark) of our saliency and of one training step on `batch`, and their ratio."""
     def train_step() -> None:
@@ -290,6 +302,7 @@ def bench_set(name: str, model: Any, tokenizer: Any, args: argparse.Namespace) -
         "speedup_parts": {"one_backward_per_example": loop_t.wall_s / one_t.wall_s,
                           "batching": speedup * one_t.wall_s / loop_t.wall_s},
         "speedup_vs_inseq": inseq and inseq["paired_inseq_s"] / inseq["paired_ours_s"],
+        "api_speedup_vs_inseq": inseq and inseq["paired_inseq_s"] / inseq["paired_api_s"],
         "cpu_s_per_example": {"ours": statistics.median(t.cpu_s for t in ours_runs) / n,
                               "loop": loop_t.cpu_s / loop_t.n, "inseq": inseq and inseq["cpu_s_per_example"]},
         "speedup_vs_loop_cpu_time": loop_t.cpu_s / loop_t.n * n / statistics.median(t.cpu_s for t in around_loop),
@@ -316,9 +329,11 @@ def _inseq_paired(model: Any, tokenizer: Any, texts: list[str], targets: list[st
     per_part = -(-len(texts) // (args.inseq_parts * best)) * best
     theirs_by_example: dict[int, torch.Tensor] = {}
     paired: list[tuple[Timing, Timing]] = []
+    api: list[Timing] = []
     for start in range(0, len(texts), per_part):
         part = order[start:start + per_part]
         p_texts, p_targets = [texts[i] for i in part], [targets[i] for i in part]
+        api.append(measure_api(model, tokenizer, p_texts, p_targets, args.batch_size))
         ours_t = measure_ours(model, tokenizer, p_texts, p_targets, args.batch_size)[0]
         inseq_t, theirs = measure_inseq(inseq_model, p_texts, p_targets, best)
         paired.append((ours_t, inseq_t))
@@ -330,6 +345,7 @@ def _inseq_paired(model: Any, tokenizer: Any, texts: list[str], targets: list[st
     return {"batch_size": best, "probe_examples_per_s": rates, "probe_n": probe, "parts": len(paired),
             "examples_per_s": len(texts) / inseq_s, "cpu_s_per_example": sum(i.cpu_s for _, i in paired) / len(texts),
             "paired_ours_s": sum(o.wall_s for o, _ in paired), "paired_inseq_s": inseq_s,
+            "paired_api_s": sum(a.wall_s for a in api), "api_examples_per_s": len(texts) / sum(a.wall_s for a in api),
             "paired_ours_cpu_s": sum(o.cpu_s for o, _ in paired),
             "paired_inseq_cpu_s": sum(i.cpu_s for _, i in paired),
             "top5_agreement_vs_ours": vs_ours["top5_agreement"], "max_rel_diff_vs_ours": vs_ours["max_rel_diff"],
@@ -370,6 +386,9 @@ def report(results: dict[str, dict[str, Any]], header: str) -> str:
                      + (f"; peak GPU memory {r['peak_memory_gib_ours']:.2f} GiB" if r["peak_memory_gib_ours"] else "")
                      + f"; load average {r['load_average_before']:.1f} -> {r['load_average_after']:.1f}")
         if inseq:
+            lines.append(f"  attrdistill.attribute (the public API: word scores and top-5 too) "
+                         f"{inseq['api_examples_per_s']:.2f} ex/s; api/inseq {r['api_speedup_vs_inseq']:.1f}x, "
+                         f"paired as ours/inseq")
             lines.append(f"  inseq batch size {inseq['batch_size']} (probed: " + ", ".join(
                 f"{bs}: {v:.2f} ex/s" for bs, v in inseq["probe_examples_per_s"].items()) + f"); rebuilt into our "
                 f"quantity, top-5 agreement with ours {100 * inseq['top5_agreement_vs_ours']:.1f}% (max rel diff "
@@ -412,6 +431,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
+    os.environ["TQDM_DISABLE"] = "1"   # attrdistill.attribute's progress bars, inside timed runs
     if args.threads:
         torch.set_num_threads(args.threads)
     from transformers import AutoTokenizer
