@@ -159,6 +159,9 @@ class ModelConfig:
                                                     "causal LM, detected from its config).")
     gguf_file: str | None = _f(None, "A .gguf file of a causal LM (a path, or a file name inside `model`), loaded "
                                      "dequantized through transformers (needs the gguf package).")
+    finetune: bool = _f(True, "teacher: false uses model / gguf_file as given, without training (a teacher you "
+                              "fine-tuned yourself): the plan shows it as given, its fingerprint follows the "
+                              "model's files, and its test accuracy is still measured. Students always train.")
     init: Literal["model", "teacher"] = _f("model", "Where the weights start: model (the pretrained `model` / "
                                                     "`gguf_file`, or from scratch at the size fields below) or, for "
                                                     "the student only, teacher: this run's fine-tuned teacher, with "
@@ -390,6 +393,23 @@ def gguf_path(m: ModelConfig) -> Path | None:
     return Path(m.model or ".").expanduser() / Path(m.gguf_file or "").expanduser()   # an absolute gguf_file wins
 
 
+def given_files(m: ModelConfig) -> Path | None:
+    """The local file or folder a pretrained model's weights are read from: its GGUF file, its folder, or its hub
+    id's snapshot in the local cache; None where none is found here."""
+    if m.gguf_file:
+        path = gguf_path(m)
+        return path if path is not None and path.is_file() else None
+    if m.model and Path(m.model).expanduser().is_dir():
+        return Path(m.model).expanduser()
+    if m.model:
+        try:
+            from huggingface_hub import snapshot_download
+            return Path(snapshot_download(m.model, local_files_only=True))
+        except Exception:   # noqa: BLE001 - not cached (or not a hub id): check_environment says which
+            return None
+    return None
+
+
 def _gguf_problem(m: ModelConfig) -> str | None:
     """Why `m.gguf_file` cannot load, when that is knowable before any work: no such local file, or no gguf package."""
     if importlib.util.find_spec("gguf") is None:
@@ -464,6 +484,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"data.input_template: {e}") from None
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
+    if not cfg.student.finetune:
+        raise ConfigError("student.finetune: students always train (finetune: false is for the teacher); set it true")
+    if not cfg.teacher.finetune and not (cfg.teacher.model or cfg.teacher.gguf_file):
+        raise ConfigError("teacher.finetune: false uses a given model as the teacher; set teacher.model (a hub id or "
+                          "folder) or teacher.gguf_file")
     for role in ("teacher", "student"):
         m: ModelConfig = getattr(cfg, role)
         if m.init == "teacher" and (m.model or m.gguf_file or m.tokenizer):

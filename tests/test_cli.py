@@ -177,6 +177,43 @@ def test_pretrained_teacher_from_a_local_directory(tmp_path, shared):
     assert json.loads((run / "metrics.json").read_text())["students"]["saliency"]["accuracy"] >= 0
 
 
+def test_a_given_teacher_is_used_as_it_is_shown_as_given_and_follows_its_files(tmp_path, shared, capsys):
+    """teacher.finetune false: no training (teacher.train is not read), the plan says "given", the teacher's
+    accuracy is measured, and rewriting the model's files recomputes the teacher (its fingerprint follows them)."""
+    import os
+
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from attrdistill.config import load_config
+    from attrdistill.errors import ConfigError
+    from tests.conftest import tiny_t5
+    tok = AutoTokenizer.from_pretrained(shared / "tokenizers" / "t5")
+    given = tmp_path / "my-teacher"
+    tiny_t5(len(tok), seed=3).save_pretrained(given)
+    tok.save_pretrained(given)
+    run = tmp_path / "run"
+    sets = _sets(TINY + [f"teacher.model={given}", "teacher.finetune=false", "distill.variants=[standard, saliency]"])
+    assert main(["run", "--out", str(run), *sets]) == 0
+    used = AutoModelForSeq2SeqLM.from_pretrained(run / "teacher" / "model").state_dict()
+    assert all(torch.equal(used[k], v) for k, v in AutoModelForSeq2SeqLM.from_pretrained(given).state_dict().items())
+    assert json.loads((run / "teacher" / "DONE.json").read_text())["result"]["given"] is True
+    assert json.loads((run / "metrics.json").read_text())["teacher"]["accuracy"] >= 0, "its accuracy is measured"
+    capsys.readouterr()
+    assert main(["plan", str(run)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("teacher "))
+    assert "done" in line and f"(given: {given}, not trained)" in line
+    config = given / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))   # the files change
+    assert main(["plan", str(run)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("teacher "))
+    assert "runs: config or inputs changed" in line
+    with pytest.raises(ConfigError, match="teacher.finetune: false uses a given model"):
+        load_config(None, ["teacher.finetune=false"])
+    with pytest.raises(ConfigError, match="student.finetune: students always train"):
+        load_config(None, ["student.finetune=false"])
+
+
 @pytest.mark.parametrize("fmt,target", [("single", "x, y, so the answer is yes"), ("label_first", "yes, because x, y")])
 def test_single_sequence_format_end_to_end(tmp_path, fmt, target):
     run = tmp_path / fmt

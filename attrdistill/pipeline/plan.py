@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from attrdistill import __version__
-from attrdistill.config import DataConfig, RunConfig, check_environment, to_dict
+from attrdistill.config import DataConfig, ModelConfig, RunConfig, check_environment, given_files, to_dict
 from attrdistill.data.sources import input_template
 from attrdistill.pipeline.layout import (
     ANALYSES,
@@ -48,18 +48,32 @@ from attrdistill.pipeline.layout import (
     student_variants,
 )
 from attrdistill.pipeline.runner import Unit, execute, fingerprints
+from attrdistill.pipeline.store import files_digest
 from attrdistill.registry import imported
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
 from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
 
-LATER_DATA = ("input_template",)   # data fields added after runs were made (see `_as_before`)
+LATER_DATA = ("input_template",)   # fields added after runs were made (see `_as_before`)
+LATER_MODEL = ("finetune",)
 
 
 def _as_before(section: dict[str, Any], defaults: dict[str, Any], later: tuple[str, ...]) -> dict[str, Any]:
     """A config section for a fingerprint, less the fields added later while they keep their default: the runs
     made before them keep their units."""
     return {k: v for k, v in section.items() if k not in later or v != defaults[k]}
+
+
+def _model_config(m: ModelConfig) -> dict[str, Any]:
+    return _as_before(to_dict(m), to_dict(ModelConfig()), LATER_MODEL)
+
+
+def _teacher_config(cfg: RunConfig) -> Any:
+    """What changes the teacher: its settings, and for a given teacher (finetune false) its files as well."""
+    if cfg.teacher.finetune:
+        return _model_config(cfg.teacher)
+    files = given_files(cfg.teacher)
+    return _model_config(cfg.teacher), files_digest(files) if files is not None else None
 
 
 def _stage(name: str, *args: Any) -> dict:
@@ -85,8 +99,10 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
         Unit(DATA, "data", partial(_stage, "make_data", run, cfg),
              config=(__version__, _as_before(to_dict(cfg.data), to_dict(DataConfig()), LATER_DATA), roles),
              what="the data stage"),
-        Unit(TEACHER, "finetune", partial(_stage, "finetune", run, cfg), (DATA,), to_dict(cfg.teacher),
-             "the fine-tuned teacher", everyone=True, check=partial(check_variants, run, cfg)),
+        Unit(TEACHER, "finetune", partial(_stage, "finetune", run, cfg), (DATA,), _teacher_config(cfg),
+             "the fine-tuned teacher" if cfg.teacher.finetune else "the given teacher", everyone=True,
+             check=partial(check_variants, run, cfg),
+             note="" if cfg.teacher.finetune else f"given: {cfg.teacher.gguf_file or cfg.teacher.model}, not trained"),
     ]
     teacher_fp = fingerprints(units)[TEACHER]   # the key of the caches of its weights (attribution shards, kd logits)
     # What selects words (k, order, filters, the input format's words), not which method attribution.method names.
@@ -119,7 +135,7 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill",
                               partial(_stage, "train_student", run, cfg, name, seed),
-                              tuple(dict.fromkeys(deps)), (to_dict(cfg.student), name, seed, how),
+                              tuple(dict.fromkeys(deps)), (_model_config(cfg.student), name, seed, how),
                               f"student {name} (seed {seed})", everyone=True))
     for name, (key, variant) in models(cfg).items():
         rationale = parse_variant(variant).rationale if variant else None

@@ -73,6 +73,7 @@ class Unit:
     everyone: bool = False                   # work on every process, not the main one alone
     cached: bool = True                      # False: rewritten every time, no DONE.json (the report)
     check: Callable[[], None] | None = None  # a quick check before the unit, even when it is complete
+    note: str = ""                           # shown beside its state in the plan ("given: ..., not trained")
 
 
 def fingerprints(units: list[Unit]) -> dict[str, str]:
@@ -209,5 +210,5 @@ def describe(run: Path, units: list[Unit], stages: list[str] | None = None) -> s
         else:
             record, why = _done(run / u.key, fps[u.key])
             state = "done" if record is not None else f"runs: {why}"
-        lines.append(f"{u.key:<44} {u.stage:<10} {state}")
+        lines.append(f"{u.key:<44} {u.stage:<10} {state}" + (f" ({u.note})" if u.note else ""))
     return "\n".join(lines)

@@ -68,13 +68,14 @@ def finetune(run: Path, cfg: RunConfig) -> dict:
     tok = load_tokenizer(cfg.teacher, lay.tokenizer)
     rows = train_rows(load_split(run, "teacher_train"), cfg)
     model = load_model(cfg.teacher, tok, seed=cfg.teacher.train.seed, calibration=_pairs(rows))
-    if cfg.teacher.train.max_steps == 0:
-        log.info("teacher.train.max_steps is 0: using %s as the teacher without fine-tuning",
+    if not cfg.teacher.finetune or cfg.teacher.train.max_steps == 0:
+        log.info("%s: using %s as the teacher without fine-tuning",
+                 "teacher.finetune is false" if not cfg.teacher.finetune else "teacher.train.max_steps is 0",
                  cfg.teacher.gguf_file or cfg.teacher.model)
         if is_main():
             model.save_pretrained(lay.model())
             tok.save_pretrained(lay.model())
-        return {"best_valid_accuracy": None, "steps": 0}
+        return {"best_valid_accuracy": None, "steps": 0, "given": True}
     return train(model, tok, rows, train_rows(load_split(run, "valid"), cfg), cfg.teacher, out,
                  correct=matcher(cfg.data.source), label="teacher",
                  teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
