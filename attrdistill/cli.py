@@ -6,6 +6,8 @@
     attrdistill run [CONFIG.yaml] --dry-run                           # the same before a run starts
     attrdistill show RUN_DIR [--example ID] [--html FILE]             # an example's word scores, coloured
     attrdistill data show cqa --n 3                                    # look at a data source
+    attrdistill export RUN_DIR DIR [--student V] [--seed N]           # a student to ship, with a model card
+    attrdistill predict DIR_OR_RUN --input TEXT | --file F.jsonl      # use it
     attrdistill config [CONFIG.yaml] [--set ...]                      # the resolved config, documented
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import errno
 import html
+import json
 import logging
 import os
 import sys
@@ -108,6 +111,30 @@ def build_parser() -> argparse.ArgumentParser:
     show_scores.add_argument("--method", help="attribution method (default: the run's attribution.method)")
     show_scores.add_argument("--html", type=Path, help="also write an HTML heat-map to this file")
 
+    export = sub.add_parser(
+        "export", help="a run's student as a standalone model folder with a model card",
+        description="Write a student of RUN_DIR to DIR: weights, tokenizer, a greedy generation config, "
+                    "attrdistill.json (its prompt format) and a README.md model card (task, teacher, what it learned "
+                    "from, test accuracy with its interval over seeds, the config, how to remake it). Default: the "
+                    "verdict's best student (chosen on validation), at its best seed on validation.")
+    export.add_argument("run_dir", type=Path, help="the run directory (a finished run: metrics.json)")
+    export.add_argument("out", type=Path, help="the folder to write (new or empty)")
+    export.add_argument("--student", help="the variant (default: the verdict's best)")
+    export.add_argument("--seed", type=int, help="the seed (default: the variant's best on validation)")
+
+    use = sub.add_parser(
+        "predict", help="labels (and rationales) of an exported student or a run's chosen student",
+        description="Greedy, batched predictions for new inputs: --input TEXT (repeatable) or --file F (.jsonl "
+                    "with an input field, or .txt with one input per line). Prints JSON lines: input, label, and "
+                    "the rationale for a rationale student.")
+    use.add_argument("target", type=Path, help="a folder written by `attrdistill export`, or a run directory")
+    given = use.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", action="append", help="an input text (repeatable)")
+    given.add_argument("--file", type=Path, help="a .jsonl (see --field) or .txt file of inputs")
+    use.add_argument("--field", default="input", help="the field of a .jsonl file holding the input")
+    use.add_argument("--out", type=Path, help="write the JSON lines here instead of printing them")
+    use.add_argument("--batch-size", type=int, default=32)
+
     cfg = sub.add_parser("config", help="print the resolved config with every field documented",
                          epilog=_config_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     cfg.add_argument("config", nargs="?", help="YAML config to resolve (default: built-in defaults)")
@@ -128,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.verb == "show":
             return _show_scores(args.run_dir, args.example, args.method, args.html)
+        if args.verb == "export":
+            from attrdistill.ship.export import export
+            print(f"wrote {export(args.run_dir, args.out, args.student, args.seed)}")
+            return 0
+        if args.verb == "predict":
+            return _predict(args)
         if args.verb == "config":
             sys.stdout.write(dump_config(load_config(args.config, args.overrides)))
             return 0
@@ -160,6 +193,19 @@ def main(argv: list[str] | None = None) -> int:
         raise
     finally:
         _progress_bars(bars)   # as they were: main() may run many times in one process (tests, benches)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from attrdistill.ship.use import predict_inputs, read_inputs
+    inputs = args.input if args.input is not None else read_inputs(args.file, args.field)
+    rows = predict_inputs(args.target, inputs, args.batch_size)
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {len(rows)} predictions to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _progress_bars(enabled: bool) -> bool:
