@@ -255,6 +255,10 @@ class DistillConfig:
         "'X, because w1, w2, ...' (the answer is read before the first 'because'; Wadhwa et al. 2024 found label "
         "first better).")
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
+    student_limit: NonNegInt = _f(0, "Students learn from N student-train examples only: the first N after a shuffle "
+                                     "seeded by data.seed, the same for every variant and seed (0 = all). The "
+                                     "teacher, its attributions and kd's logits are of the whole split, so changing N "
+                                     "retrains the students alone.")
 
 
 @dataclass

@@ -281,3 +281,28 @@ def test_quiet_turns_off_the_progress_bars_too(tmp_path, capfd):
     assert "'loss'" not in out and "'eval_accuracy'" not in out, "nor the Trainer's log lines in their place"
     assert main(["run", "--out", str(tmp_path / "loud"), *_sets(tiny)]) == 0
     assert "%|" in capfd.readouterr().err, "without -q the bars are there (so the check above can fail)"
+
+
+def test_students_learn_from_a_seeded_subset_and_changing_it_retrains_them_alone(tmp_path, capsys):
+    from attrdistill.config import load_config
+    from attrdistill.data.synthetic import generate
+    from attrdistill.distill.rows import student_examples
+    examples = generate(16, seed=1)
+    cfg = load_config(None, ["distill.student_limit=5"])
+    chosen = student_examples(examples, cfg)
+    assert len(chosen) == 5 and chosen == [ex for ex in examples if ex in chosen], "kept in split order"
+    assert chosen == student_examples(examples, cfg), "the same for every variant and seed"
+    assert chosen != student_examples(examples, load_config(None, ["distill.student_limit=5", "data.seed=1"]))
+    assert student_examples(examples, load_config(None, [])) == examples
+    run = tmp_path / "run"
+    sets = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard, saliency]"]
+    assert main(["-q", "run", "--out", str(run), *_sets(sets + ["distill.student_limit=8"])]) == 0
+    assert json.loads((run / "students" / "saliency" / "seed0" / "DONE.json").read_text())["result"]["examples"] == 8
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["student_examples"] == {"seen": 8, "of": 16, "limit": 8}
+    assert "Students learned from 8 of the 16 student-train examples" in (run / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["plan", str(run), *_sets(["distill.student_limit=12"])]) == 0
+    rerun = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if " runs: " in line}
+    assert rerun == {"students/standard/seed0", "students/saliency/seed0", "predictions/standard-seed0",
+                     "predictions/saliency-seed0", "analyses", "report"}

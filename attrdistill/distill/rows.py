@@ -11,6 +11,7 @@ scores that guide it. Nothing here branches on a variant's name.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,16 @@ def guide_scores(run: Path, cfg: RunConfig, guide: str, examples: list[Example])
 
 def _content_scores(scores: list[float], scaffold: set[int]) -> list[float]:
     return [0.0 if i in scaffold else s for i, s in enumerate(scores)]
+
+
+def student_examples(examples: list[Example], cfg: RunConfig) -> list[Example]:
+    """The student-train examples students learn from: all, or with distill.student_limit N the first N after a
+    shuffle seeded by data.seed (kept in split order), so every variant and seed sees the same ones."""
+    n = cfg.distill.student_limit
+    if not n or n >= len(examples):
+        return examples
+    chosen = set(random.Random(cfg.data.seed).sample(range(len(examples)), n))
+    return [ex for i, ex in enumerate(examples) if i in chosen]
 
 
 def forced_validation(cfg: RunConfig, rationale: bool) -> bool:

@@ -132,6 +132,8 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                "match": v.term_settings(d)}
         if v.term and d.term_every != 1:   # only when set: students made before the option keep their fingerprints
             how["term_every"] = d.term_every
+        if d.student_limit:   # the same: set, it names the examples the students learn from
+            how["student_limit"] = (d.student_limit, cfg.data.seed)
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill",
                               partial(_stage, "train_student", run, cfg, name, seed),

@@ -27,7 +27,15 @@ from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.config import RunConfig, dump_config, pretrained
 from attrdistill.data import SPLITS, Example, build_splits, scaffolds, write_jsonl
-from attrdistill.distill.rows import forced_validation, guide_scores, prompted, rationales_for, teacher_rows, train_rows
+from attrdistill.distill.rows import (
+    forced_validation,
+    guide_scores,
+    prompted,
+    rationales_for,
+    student_examples,
+    teacher_rows,
+    train_rows,
+)
 from attrdistill.distill.trainer import train
 from attrdistill.evaluate import analysis
 from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
@@ -128,13 +136,14 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     """Train one student of `variant` on student_train."""
     lay = Layout(run)
     v, d = parse_variant(variant), cfg.distill
-    examples = load_split(run, TRAIN)
+    split = load_split(run, TRAIN)
+    examples = student_examples(split, cfg)
     teacher = teacher_rows(lay.signal(v.reads)) if v.reads else None
     term = (v.term, guide_scores(run, cfg, v.guide, examples)) if v.term else None
     rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
     valid = train_rows(load_split(run, "valid"), cfg)
-    model, tok = student_start(run, cfg, seed, examples)
-    return train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
+    model, tok = student_start(run, cfg, seed, split)   # the blocks a pruned start keeps: chosen on the whole split
+    return {"examples": len(rows)} | train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
                  rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
                  label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
                  term=TERMS[v.term].build(d) if v.term else None, term_every=d.term_every,

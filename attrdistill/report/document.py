@@ -236,10 +236,13 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
         rows.append(row)
     chart = {"teacher": (m["teacher"]["accuracy"], None, paper_accuracy(cfg.paper, "teacher"))}
     chart.update({v: (s["accuracy"], s.get("std"), paper_accuracy(cfg.paper, v)) for v, s in students.items()})
-    legend = (f"Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, in %; "
-              "std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only student "
-              "in points ('vs kd' over the logit-KD student), with its 95% t-interval over the paired seeds where "
-              "there are two or more")
+    seen = m.get("student_examples") or {}
+    subset = (f"Students learned from {seen.get('seen')} of the {seen.get('of')} student-train examples "
+              "(distill.student_limit, a shuffle seeded by data.seed). " if seen.get("limit") else "")
+    legend = (f"{subset}Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, "
+              "in %; std and per-seed values over the student seeds; 'vs standard' is the gain over the label-only "
+              "student in points ('vs kd' over the logit-KD student), with its 95% t-interval over the paired seeds "
+              "where there are two or more")
     if valid:
         legend += ("; 'valid': the validation accuracy of the checkpoint training kept (its best), mean ± std over "
                    "seeds, and per seed with that checkpoint's step (the verdict chooses on it)")
