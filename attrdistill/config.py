@@ -108,8 +108,12 @@ class DataConfig:
         "DSbS's); test stays test.")
     limit: NonNegInt = _f(0, "Real data: keep only the first N examples of every split (0 = all); for quick runs.")
     eval_limit: NonNegInt = _f(0, "Real data: keep only the first N validation and test examples (0 = as data.limit).")
-    train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (teacher and students learn from it).")
+    train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (the teacher learns from it, and the "
+                                      "students unless student_train_file is given).")
     valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
+    student_train_file: str | None = _f(None, "source 'files': the students' own labelled examples, apart from the "
+                                              "teacher's train_file (null: the students learn from train_file too). "
+                                              "Same columns as train_file.")
     test_file: str | None = _f(None, "source 'files': test file.")
     input_field: str = _f("input", "source 'files': the column holding the input text.")
     input_template: str | None = _f(
@@ -477,6 +481,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key in ("train_file", "test_file"):
             if not getattr(cfg.data, key):
                 raise ConfigError(f"data.{key}: expected a .jsonl/.csv file for source 'files', got None")
+    if cfg.data.student_train_file is not None and cfg.data.source != "files":
+        raise ConfigError(f"data.student_train_file: a file of source 'files' (data.source is {cfg.data.source!r}); "
+                          "unset it, or use distill.student_limit for fewer student examples")
     if cfg.data.input_template is not None:
         if cfg.data.source != "files":
             raise ConfigError(f"data.input_template: builds inputs of source 'files' (data.source {cfg.data.source!r} "
@@ -599,7 +606,8 @@ def check_environment(cfg: RunConfig, stages: list[str] | None = None) -> None:
     if "data" in needs:
         d = cfg.data
         if d.source == "files":
-            for key in ("train_file", "test_file") + (("valid_file",) if d.valid_file else ()):
+            for key in ("train_file", "test_file") + tuple(k for k in ("valid_file", "student_train_file")
+                                                           if getattr(d, k)):
                 value = getattr(d, key)
                 if not value or not Path(value).is_file():
                     raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', "

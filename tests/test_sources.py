@@ -7,7 +7,7 @@ import pytest
 from attrdistill.cli import main
 from attrdistill.config import DataConfig, load_config
 from attrdistill.data.sources import build_splits, read_table, show
-from attrdistill.errors import ConfigError
+from attrdistill.errors import ConfigError, DataError
 from attrdistill.evaluate.answers import accuracy, matcher
 
 
@@ -201,3 +201,22 @@ def test_own_files_with_decisive_words_train_the_oracle_and_report_recall(tmp_pa
     assert 0 <= m["attribution"]["recall_at_k"] <= 1, "recall is measured against the file's decisive words"
     first = json.loads((run / "data" / "student_train.jsonl").read_text().splitlines()[0])
     assert first["decisive"] and m["verdict"]["example"]["rationales"]["oracle"]
+
+
+def test_students_can_have_their_own_labelled_file_apart_from_the_teachers(tmp_path):
+    from attrdistill.config import ConfigError, check_environment, load_config
+    train, mine, test = (tmp_path / f for f in ("train.jsonl", "students.jsonl", "test.jsonl"))
+    train.write_text("".join(f'{{"input": "teacher text {i}", "label": "a{i % 3}"}}\n' for i in range(30)))
+    mine.write_text("".join(f'{{"input": "student text {i}", "label": "a{i % 3}"}}\n' for i in range(7)))
+    test.write_text('{"input": "x y", "label": "a1"}\n')
+    base = ["data.source=files", f"data.train_file={train}", f"data.test_file={test}"]
+    splits = build_splits(load_config(None, base + [f"data.student_train_file={mine}"]).data)
+    assert [ex.input for ex in splits["student_train"]] == [f"student text {i}" for i in range(7)]
+    assert len(splits["teacher_train"]) == 27 and all("teacher" in ex.input for ex in splits["teacher_train"])
+    with pytest.raises(ConfigError, match="data.student_train_file: expected an existing .jsonl/.csv file"):
+        check_environment(load_config(None, base + [f"data.student_train_file={tmp_path / 'none.jsonl'}"]))
+    with pytest.raises(ConfigError, match="data.student_train_file: a file of source 'files'"):
+        load_config(None, [f"data.student_train_file={mine}"])
+    mine.write_text('{"input": "fine", "label": "a"}\n{"input": "", "label": "b"}\n')
+    with pytest.raises(DataError, match="students.jsonl:2: missing or empty field\\(s\\) input"):
+        build_splits(load_config(None, base + [f"data.student_train_file={mine}"]).data)

@@ -23,6 +23,7 @@ from attrdistill.modeling.words import words
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     """{teacher_train, student_train, valid, test} for the configured task."""
+    students = None
     if cfg.source == "builtin":
         # Distinct generator seeds per split keep the splits independent draws of one task.
         sizes = {"teacher_train": cfg.n_teacher_train, "student_train": cfg.n_student_train,
@@ -37,12 +38,13 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
                   input_template(cfg))
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
+        students = read_table(Path(cfg.student_train_file), *fields) if cfg.student_train_file else None
     else:
         raise DataError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
                         f"{', '.join(dsbs.NAMES)}")
     if valid is None:   # as DSbS does for CQA and SVAMP
         train, valid = dsbs.train_valid_split(train, fraction=0.1, seed=cfg.seed)
-    splits = {"teacher_train": train, "student_train": train, "valid": valid, "test": test}
+    splits = {"teacher_train": train, "student_train": students or train, "valid": valid, "test": test}
     limits = {name: (cfg.eval_limit or cfg.limit) if name in ("valid", "test") else cfg.limit for name in splits}
     splits = {name: rows[:limits[name]] if limits[name] else rows for name, rows in splits.items()}
     for name, rows in splits.items():

@@ -54,7 +54,7 @@ from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
 from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
 
-LATER_DATA = ("input_template",)   # fields added after runs were made (see `_as_before`)
+LATER_DATA = ("input_template", "student_train_file")   # fields added after runs were made (see `_as_before`)
 LATER_MODEL = ("finetune",)
 
 
