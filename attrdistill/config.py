@@ -28,7 +28,7 @@ import yaml
 from attrdistill.errors import ConfigError
 from attrdistill.modeling.blocks import Blocks, read_config_json, read_gguf
 from attrdistill.registry.methods import REGISTRY, aligned_names, method_names, methods_doc
-from attrdistill.registry.variants import parse_variant, variants_doc
+from attrdistill.registry.variants import data_reads, parse_variant, variants_doc
 from attrdistill.report.paper import SETTINGS
 
 
@@ -111,6 +111,9 @@ class DataConfig:
     train_file: str | None = _f(None, "source 'files': your train .jsonl/.csv (the teacher learns from it, and the "
                                       "students unless student_train_file is given).")
     valid_file: str | None = _f(None, "source 'files': validation file; null holds out 10% of train (seed data.seed).")
+    transfer_file: str | None = _f(None, "source 'files': unlabelled inputs (.jsonl/.csv with the input column, or "
+                                         "the template's; no label column) that the teacher labels with its greedy "
+                                         "output; the students learn from them beside the labelled examples.")
     student_train_file: str | None = _f(None, "source 'files': the students' own labelled examples, apart from the "
                                               "teacher's train_file (null: the students learn from train_file too). "
                                               "Same columns as train_file.")
@@ -481,6 +484,14 @@ def validate(cfg: RunConfig) -> RunConfig:
         for key in ("train_file", "test_file"):
             if not getattr(cfg.data, key):
                 raise ConfigError(f"data.{key}: expected a .jsonl/.csv file for source 'files', got None")
+    if cfg.data.transfer_file is not None:
+        if cfg.data.source != "files":
+            raise ConfigError(f"data.transfer_file: unlabelled inputs of source 'files' (data.source is "
+                              f"{cfg.data.source!r}); unset it")
+        needs = [v for v in cfg.distill.variants if data_reads(v)]
+        if needs:
+            raise ConfigError(f"data.transfer_file: {needs[0]!r} reads {data_reads(needs[0])} from the data, which the "
+                              "teacher-labelled rows lack; drop the variant or the transfer file")
     if cfg.data.student_train_file is not None and cfg.data.source != "files":
         raise ConfigError(f"data.student_train_file: a file of source 'files' (data.source is {cfg.data.source!r}); "
                           "unset it, or use distill.student_limit for fewer student examples")
@@ -606,8 +617,8 @@ def check_environment(cfg: RunConfig, stages: list[str] | None = None) -> None:
     if "data" in needs:
         d = cfg.data
         if d.source == "files":
-            for key in ("train_file", "test_file") + tuple(k for k in ("valid_file", "student_train_file")
-                                                           if getattr(d, k)):
+            for key in ("train_file", "test_file") + tuple(k for k in ("valid_file", "student_train_file",
+                                                                       "transfer_file") if getattr(d, k)):
                 value = getattr(d, key)
                 if not value or not Path(value).is_file():
                     raise ConfigError(f"data.{key}: expected an existing .jsonl/.csv file for source 'files', "

@@ -299,7 +299,7 @@ def test_students_learn_from_a_seeded_subset_and_changing_it_retrains_them_alone
     assert main(["-q", "run", "--out", str(run), *_sets(sets + ["distill.student_limit=8"])]) == 0
     assert json.loads((run / "students" / "saliency" / "seed0" / "DONE.json").read_text())["result"]["examples"] == 8
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["student_examples"] == {"seen": 8, "of": 16, "limit": 8, "file": None}
+    assert metrics["student_examples"] == {"seen": 8, "of": 16, "limit": 8, "file": None, "teacher_labelled": None}
     assert "Students learned from 8 of the 16 student-train examples" in (run / "report.md").read_text()
     capsys.readouterr()
     assert main(["plan", str(run), *_sets(["distill.student_limit=12"])]) == 0

@@ -220,3 +220,46 @@ def test_students_can_have_their_own_labelled_file_apart_from_the_teachers(tmp_p
     mine.write_text('{"input": "fine", "label": "a"}\n{"input": "", "label": "b"}\n')
     with pytest.raises(DataError, match="students.jsonl:2: missing or empty field\\(s\\) input"):
         build_splits(load_config(None, base + [f"data.student_train_file={mine}"]).data)
+
+
+def test_a_transfer_file_of_unlabelled_inputs_is_labelled_by_the_teacher_and_taught(tmp_path):
+    import json
+
+    from attrdistill.config import ConfigError, load_config
+    from attrdistill.data.synthetic import generate
+    from attrdistill.pipeline.layout import Layout
+    from attrdistill.pipeline.records import attribution_rows, predictions
+    for name, seed, n in (("train", 0, 40), ("test", 1, 8)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"input": ex.input, "label": ex.label}) + "\n"
+                                                        for ex in generate(n, seed=seed)))
+    transfer = tmp_path / "transfer.jsonl"
+    transfer.write_text("".join(json.dumps({"id": f"u{i}", "input": ex.input}) + "\n"
+                                for i, ex in enumerate(generate(6, seed=2))))
+    sets = ["data.source=files", f"data.train_file={tmp_path / 'train.jsonl'}",
+            f"data.test_file={tmp_path / 'test.jsonl'}", f"data.transfer_file={transfer}",
+            "distill.variants=[kd, saliency]", "attribution.k=3",
+            # a teacher trained long enough to answer (an empty answer leaves its input out)
+            "teacher.d_model=32", "teacher.d_ff=64", "teacher.train.max_steps=30", "teacher.train.eval_steps=15",
+            "teacher.train.learning_rate=0.01",
+            "student.d_model=16", "student.d_ff=32", "student.train.max_steps=2", "student.train.eval_steps=1",
+            "eval.max_new_tokens=4", "analysis.faithfulness_examples=0"]
+    run = tmp_path / "run"
+    assert main(["-q", "run", "--out", str(run), *[x for s in sets for x in ("--set", s)]]) == 0
+    labelled = [json.loads(line) for line in Layout(run).transfer_labels.read_text().splitlines()]
+    teacher_done = json.loads((run / "transfer" / "DONE.json").read_text())["result"]
+    assert teacher_done["n"] == len(labelled) and teacher_done["n"] + teacher_done["left_out_empty"] == 6
+    assert labelled and all(row["id"].startswith("u") and row["label"] for row in labelled)
+    ids = [r.id for r in attribution_rows(run, "saliency")]
+    assert ids[-len(labelled):] == [row["id"] for row in labelled], "attributed beside the labelled examples"
+    kd = [json.loads(line)["id"] for line in (run / "teacher_logits" / "student_train.jsonl").read_text().splitlines()]
+    assert kd == ids, "kd's logits cover the teacher-labelled rows too"
+    done = json.loads((run / "students" / "kd" / "seed0" / "DONE.json").read_text())["result"]
+    assert done["examples"] == 36 + len(labelled)
+    assert json.loads((run / "metrics.json").read_text())["student_examples"]["teacher_labelled"] == len(labelled)
+    assert predictions(run, "kd-seed0"), "the students are evaluated as usual"
+    labelled_rows = tmp_path / "labelled.jsonl"
+    labelled_rows.write_text('{"input": "a b"}\n{"input": "c d", "label": "x"}\n')
+    with pytest.raises(DataError, match="labelled.jsonl:2: has a 'label'; a transfer file holds unlabelled inputs"):
+        build_splits(load_config(None, sets[:3] + [f"data.transfer_file={labelled_rows}"]).data)
+    with pytest.raises(ConfigError, match="data.transfer_file: 'dsbs' reads the dsbs rationales from the data"):
+        load_config(None, sets[:4] + ["distill.variants=[dsbs]"])

@@ -12,6 +12,7 @@ from attrdistill.errors import DataError
 from attrdistill.pipeline.store import atomic_open
 
 SPLITS = ("teacher_train", "student_train", "valid", "test")
+TRANSFER = "transfer"   # with data.transfer_file: unlabelled inputs, written beside the splits
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
-from attrdistill.data.example import Example, read_jsonl_lines, read_text
+from attrdistill.data.example import TRANSFER, Example, read_jsonl_lines, read_text
 from attrdistill.data.template import Template
 from attrdistill.errors import DataError
 from attrdistill.modeling.words import words
@@ -23,7 +23,7 @@ from attrdistill.modeling.words import words
 
 def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     """{teacher_train, student_train, valid, test} for the configured task."""
-    students = None
+    students = transfer = None
     if cfg.source == "builtin":
         # Distinct generator seeds per split keep the splits independent draws of one task.
         sizes = {"teacher_train": cfg.n_teacher_train, "student_train": cfg.n_student_train,
@@ -39,6 +39,8 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
         students = read_table(Path(cfg.student_train_file), *fields) if cfg.student_train_file else None
+        transfer = read_inputs(Path(cfg.transfer_file), cfg.input_field, cfg.label_field, input_template(cfg)) \
+            if cfg.transfer_file else None
     else:
         raise DataError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
                         f"{', '.join(dsbs.NAMES)}")
@@ -49,6 +51,8 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
     splits = {name: rows[:limits[name]] if limits[name] else rows for name, rows in splits.items()}
     for name, rows in splits.items():
         check_split(rows, f"data.source {cfg.source}, split {name}")
+    if transfer is not None:   # inputs only: the teacher labels them (its `transfer` unit)
+        splits[TRANSFER] = transfer
     return splits
 
 
@@ -104,24 +108,28 @@ def paper_split(cfg: DataConfig, split: str) -> list[Example] | None:
     return dsbs.load_dsbs(root, cfg.source, split, cfg.nli_format)
 
 
-def read_table(path: Path, input_field: str = "input", label_field: str = "label", rationale_field: str | None = None,
-               decisive_field: str | None = None, human_field: str | None = None,
-               template: Template | None = None) -> list[Example]:
-    """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields,
-    and optionally the label's decisive words and human-highlighted words (see `word_indices`). With a
-    template, the input is the template filled with the columns it names (input_field is not read)."""
+def _rows(path: Path) -> list[tuple[int, dict]]:
+    """(line, row) of each row of a .jsonl or .csv file."""
     if path.suffix == ".csv":
         reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
         rows, start = [], 2   # line 1 is the header; a quoted field may span lines, so count from the reader
         for row in reader:
             rows.append((start, row))
             start = reader.line_num + 1
-    elif path.suffix in (".jsonl", ".json"):
-        rows = read_jsonl_lines(path)
-    else:
-        raise DataError(f"{path}: expected a .jsonl or .csv file")
+        return rows
+    if path.suffix in (".jsonl", ".json"):
+        return read_jsonl_lines(path)
+    raise DataError(f"{path}: expected a .jsonl or .csv file")
+
+
+def read_table(path: Path, input_field: str = "input", label_field: str = "label", rationale_field: str | None = None,
+               decisive_field: str | None = None, human_field: str | None = None,
+               template: Template | None = None) -> list[Example]:
+    """A user's own .jsonl or .csv file: one example per row, with the named input, label (and rationale) fields,
+    and optionally the label's decisive words and human-highlighted words (see `word_indices`). With a
+    template, the input is the template filled with the columns it names (input_field is not read)."""
     out, first_line = [], {}
-    for n, row in rows:
+    for n, row in _rows(path):
         needed = (*(template.fields if template else (input_field,)), label_field)
         missing = [f for f in needed if not str(row.get(f) or "").strip()]
         if missing:
@@ -141,6 +149,28 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
                            human=sorted(set(human)) if human is not None else None))
     if not out:
         raise DataError(f"{path}: no examples (the file has no rows)")
+    return out
+
+
+def read_inputs(path: Path, input_field: str = "input", label_field: str = "label",
+                template: Template | None = None) -> list[Example]:
+    """A transfer file: unlabelled inputs (the input column, or the template's), one example each with an empty
+    label; a row that has a label is refused (labelled rows belong in train_file or student_train_file)."""
+    out = []
+    for n, row in _rows(path):
+        if str(row.get(label_field) or "").strip():
+            raise DataError(f"{path}:{n}: has a {label_field!r}; a transfer file holds unlabelled inputs (put labelled "
+                            "rows in data.train_file or data.student_train_file)")
+        missing = [f for f in (template.fields if template else (input_field,)) if not str(row.get(f) or "").strip()]
+        if missing:
+            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
+        text = template.fill({f: str(row[f]) for f in template.fields}) if template else str(row[input_field])
+        out.append(Example(id=str(row.get("id", f"transfer-{n}")), input=text, label=""))
+    if not out:
+        raise DataError(f"{path}: no inputs (the file has no rows)")
+    ids = [ex.id for ex in out]
+    if len(set(ids)) < len(ids):
+        raise DataError(f"{path}: ids must be unique; {next(i for i in ids if ids.count(i) > 1)!r} repeats")
     return out
 
 

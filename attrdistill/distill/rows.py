@@ -17,10 +17,10 @@ from typing import Any
 
 from attrdistill.attribution.select import rationale_at
 from attrdistill.config import RunConfig
-from attrdistill.data.example import Example, read_jsonl
+from attrdistill.data.example import Example, read_examples, read_jsonl
 from attrdistill.evaluate.answers import exact_match, matcher, single_target
 from attrdistill.modeling.words import words
-from attrdistill.pipeline.layout import load_split
+from attrdistill.pipeline.layout import TRAIN, Layout, load_split
 from attrdistill.pipeline.records import TrainRow, WordScores, attribution_rows
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
@@ -77,6 +77,13 @@ def _content_scores(scores: list[float], scaffold: set[int]) -> list[float]:
     return [0.0 if i in scaffold else s for i, s in enumerate(scores)]
 
 
+def student_pool(run: Path, cfg: RunConfig) -> list[Example]:
+    """The student-train examples: the labelled split, and with data.transfer_file the transfer inputs the teacher
+    labelled (its `transfer` unit). Attributions, teacher signals, students and analyses all read this."""
+    labelled = load_split(run, TRAIN)
+    return labelled + read_examples(Layout(run).transfer_labels) if cfg.data.transfer_file else labelled
+
+
 def student_examples(examples: list[Example], cfg: RunConfig) -> list[Example]:
     """The student-train examples students learn from: all, or with distill.student_limit N the first N after a
     shuffle seeded by data.seed (kept in split order), so every variant and seed sees the same ones."""
@@ -95,7 +102,7 @@ def forced_validation(cfg: RunConfig, rationale: bool) -> bool:
 
 def prompted(run: Path, cfg: RunConfig, split: str) -> tuple[list[Example], list[str]]:
     """A split's examples and their label-task prompts (data.predict_prefix + input), what a model is run on."""
-    examples = load_split(run, split)
+    examples = student_pool(run, cfg) if split == TRAIN else load_split(run, split)
     return examples, [cfg.data.predict_prefix + ex.input for ex in examples]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attrdistill.config import RunConfig
-from attrdistill.data.example import Example, read_examples
+from attrdistill.data.example import TRANSFER, Example, read_examples
 from attrdistill.registry.methods import REGISTRY, control
 from attrdistill.registry.variants import parse_variant
 
@@ -75,6 +75,7 @@ class Layout:
         """The training log of a unit that trains a model."""
         return self.root / key / HISTORY
 
+    transfer_labels = property(lambda self: self.root / TRANSFER / "rows.jsonl")   # the teacher-labelled inputs
     attribution_cache = property(lambda self: self.root / "attribution_cache")
     kd_cache = property(lambda self: self.root / "kd_cache")
     config = property(lambda self: self.root / "config.yaml")

@@ -38,6 +38,7 @@ from attrdistill.pipeline.layout import (
     REPORT,
     TEACHER,
     TRAIN,
+    TRANSFER,
     attribution_key,
     attribution_methods,
     load_split,
@@ -54,7 +55,8 @@ from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.signals import SIGNALS
 from attrdistill.registry.variants import OBJECTIVES, check_available, parse_variant
 
-LATER_DATA = ("input_template", "student_train_file")   # fields added after runs were made (see `_as_before`)
+# Fields added after runs were made (see `_as_before`).
+LATER_DATA = ("input_template", "student_train_file", "transfer_file")
 LATER_MODEL = ("finetune",)
 
 
@@ -104,6 +106,10 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
              check=partial(check_variants, run, cfg),
              note="" if cfg.teacher.finetune else f"given: {cfg.teacher.gguf_file or cfg.teacher.model}, not trained"),
     ]
+    if cfg.data.transfer_file:
+        units.append(Unit(TRANSFER, "finetune", partial(_stage, "label_transfer", run, cfg), (DATA, TEACHER),
+                          what="the teacher's labels of the transfer inputs"))
+    pool = (TRANSFER,) if cfg.data.transfer_file else ()   # what reads the student-train examples reads these too
     teacher_fp = fingerprints(units)[TEACHER]   # the key of the caches of its weights (attribution shards, kd logits)
     # What selects words (k, order, filters, the input format's words), not which method attribution.method names.
     selection = {**to_dict(cfg.attribution), "method": None}
@@ -115,17 +121,17 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
             seed = cfg.data.seed if REGISTRY[m].seeded else None
             units.append(Unit(attribution_key(m, split), "attribute",
                               partial(_stage, "attribute_split", run, cfg, m, split, teacher_fp),
-                              (DATA, TEACHER), (selection, seed), f"the teacher's {m} rationales of {split}",
-                              everyone=True))
+                              (DATA, TEACHER) + (pool if split == TRAIN else ()), (selection, seed),
+                              f"the teacher's {m} rationales of {split}", everyone=True))
     variants = {name: parse_variant(name) for name in student_variants(cfg)}
     d = cfg.distill
     for name in dict.fromkeys(v.reads for v in variants.values() if v.reads):
         signal = SIGNALS[name]
-        units.append(Unit(name, "distill", partial(_signal, name, run, cfg, teacher_fp), (DATA, TEACHER),
+        units.append(Unit(name, "distill", partial(_signal, name, run, cfg, teacher_fp), (DATA, TEACHER, *pool),
                           signal.config(d), f"the teacher's {name.replace('_', ' ').removeprefix('teacher ')}",
                           check=partial(_signal_check, name, run, cfg) if signal.check else None))
     for name, v in variants.items():
-        deps = [DATA] + [attribution_key(m) for m in (v.rationale, v.guide) if m in REGISTRY]
+        deps = [DATA, *pool] + [attribution_key(m) for m in (v.rationale, v.guide) if m in REGISTRY]
         deps += [v.reads] * bool(v.reads) + [TEACHER] * (cfg.student.init == "teacher")   # weights: the teacher's
         how = {"rationale": (d.rationale_weight, d.format) if v.rationale else None, "k": v.k,
                "objective": [getattr(d, f) for f in OBJECTIVES[v.objective].settings],
@@ -147,7 +153,7 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                           f"the test predictions of {name}"))
     read = [attribution_key(m) for m in attribution_methods(cfg)]
     firsts = [prediction_key(f"{v}-seed{cfg.distill.seeds[0]}") for v in cfg.distill.variants]
-    units.append(Unit(ANALYSES, "analyze", partial(_stage, "analyze", run, cfg), (DATA, TEACHER, *read, *firsts),
+    units.append(Unit(ANALYSES, "analyze", partial(_stage, "analyze", run, cfg), (DATA, TEACHER, *pool, *read, *firsts),
                       (to_dict(cfg.analysis), cfg.data.predict_prefix), "the analyses"))
     units.append(Unit(REPORT, "report", partial(_stage, "report", run, cfg, list(units)),
                       tuple(u.key for u in units), cached=False))

@@ -48,7 +48,8 @@ class Verb:
 # own command) and by the runner's "run `attrdistill <command>` first" errors.
 STAGES: dict[Stage, Verb] = {
     "data": Verb("run", "build the four splits (and a task tokenizer) into RUN/data: part of `attrdistill run`"),
-    "finetune": Verb("finetune", "fine-tune the teacher on teacher_train into RUN/teacher"),
+    "finetune": Verb("finetune", "fine-tune the teacher on teacher_train into RUN/teacher (and label "
+                                 "data.transfer_file's inputs with it)"),
     "attribute": Verb("attribute", "score input words with the teacher; top-k words become rationales "
                                    "(RUN/attributions)"),
     "distill": Verb("distill", "make the teacher's signals and train every student variant x seed on student_train "

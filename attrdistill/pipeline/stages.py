@@ -26,13 +26,15 @@ from attrdistill import __version__
 from attrdistill.attribution.engine import attribute
 from attrdistill.attribution.select import recall_at_k
 from attrdistill.config import RunConfig, dump_config, pretrained
-from attrdistill.data import SPLITS, Example, build_splits, scaffolds, write_jsonl
+from attrdistill.data import Example, build_splits, scaffolds, write_jsonl
+from attrdistill.data.example import TRANSFER
 from attrdistill.distill.rows import (
     forced_validation,
     guide_scores,
     prompted,
     rationales_for,
     student_examples,
+    student_pool,
     teacher_rows,
     train_rows,
 )
@@ -60,10 +62,11 @@ def make_data(run: Path, cfg: RunConfig) -> dict:
     """Build the four splits (and, for from-scratch models, the task's word-level tokenizer)."""
     lay = Layout(run)
     splits = build_splits(cfg.data)
-    for name in SPLITS:
+    for name in splits:   # SPLITS, and the transfer inputs when there are
         write_jsonl(lay.split(name), splits[name])
     if any(not (pretrained(m) or m.tokenizer) for m in (cfg.teacher, cfg.student)):
-        texts = [t for name in ("teacher_train", TRAIN) for ex in splits[name] for t in (ex.input, ex.label)]
+        texts = [t for name in ("teacher_train", TRAIN, TRANSFER) for ex in splits.get(name, ())
+                 for t in (ex.input, ex.label)]
         tok = build_word_tokenizer(texts + [cfg.data.predict_prefix, cfg.data.explain_prefix, ","])
         tok.save_pretrained(lay.tokenizer)
     return {name: len(rows) for name, rows in splits.items()}
@@ -89,6 +92,20 @@ def finetune(run: Path, cfg: RunConfig) -> dict:
                  teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
 
 
+def label_transfer(run: Path, cfg: RunConfig) -> dict:
+    """The teacher's greedy outputs on the transfer inputs, as their labels (data.transfer_file); an input the
+    teacher answers with nothing is left out."""
+    lay = Layout(run)
+    inputs = load_split(run, TRANSFER)
+    model, tok = load_trained(lay.model(), cfg.teacher.dtype)
+    preds = predict(model, tok, [cfg.data.predict_prefix + ex.input for ex in inputs], cfg.eval.batch_size,
+                    cfg.teacher.max_target_length, cfg.teacher.max_input_length)
+    labelled = [Example(ex.id, ex.input, p) for ex, p in zip(inputs, preds) if p.strip()]
+    if is_main():
+        write_jsonl(lay.transfer_labels, labelled)
+    return {"n": len(labelled), "left_out_empty": len(inputs) - len(labelled)}
+
+
 def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_fp: str) -> dict:
     """One method's word scores and top-k rationales of a split (student_train, or test).
 
@@ -97,7 +114,7 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
     and the main one writes the rows.
     """
     lay = Layout(run)
-    examples = load_split(run, split)
+    examples = student_pool(run, cfg) if split == TRAIN else load_split(run, split)
     longest = max((len(words(ex.input)) for ex in examples), default=0)
     if split == TRAIN and method == cfg.attribution.method and cfg.attribution.k >= longest:
         log.warning("attribution.k=%d is not below the word count of any student-train input (the longest has %d "
@@ -136,7 +153,7 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     """Train one student of `variant` on student_train."""
     lay = Layout(run)
     v, d = parse_variant(variant), cfg.distill
-    split = load_split(run, TRAIN)
+    split = student_pool(run, cfg)
     examples = student_examples(split, cfg)
     teacher = teacher_rows(lay.signal(v.reads)) if v.reads else None
     term = (v.term, guide_scores(run, cfg, v.guide, examples)) if v.term else None
@@ -193,7 +210,7 @@ def _rationale_f1(model: Any, tok: Any, cfg: RunConfig, test: list[Example], pre
 def analyze(run: Path, cfg: RunConfig) -> dict:
     """Rationale quality per attribution method (answer overlap, human agreement, faithfulness on the teacher)
     and prediction overlap between the students (their first seed)."""
-    examples = load_split(run, TRAIN)
+    examples = student_pool(run, cfg)
     rows = {m: attribution_rows(run, m) for m in attribution_methods(cfg)}
     result: dict[str, Any] = {
         "answer_overlap": {m: analysis.answer_overlap(r, examples) for m, r in rows.items()},

@@ -223,6 +223,14 @@ def data_guides() -> tuple[str, ...]:
     return tuple(name for name, source in RATIONALES.items() if source.words is not None)
 
 
+def data_reads(variant: str) -> str | None:
+    """What of the data a variant reads beyond inputs and labels (its rationale source's or data guide's), or None."""
+    v = parse_variant(variant)
+    if v.rationale in RATIONALES:
+        return f"the {v.rationale} rationales"
+    return f"the {v.guide} words" if v.guide in data_guides() else None
+
+
 def check_available(variant: str, examples: list[Any]) -> None:
     """DataError before any work when the data lacks what a variant's rationale source or data guide reads."""
     v = parse_variant(variant)

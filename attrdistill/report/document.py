@@ -239,6 +239,9 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
     seen = m.get("student_examples") or {}
     subset = (f"Students learned from {seen.get('seen')} of the {seen.get('of')} student-train examples "
               "(distill.student_limit, a shuffle seeded by data.seed). " if seen.get("limit") else "")
+    if seen.get("teacher_labelled") is not None:
+        subset += (f"Of the student-train examples, {seen['teacher_labelled']} are data.transfer_file's inputs with "
+                   "the teacher's greedy outputs as their labels. ")
     if seen.get("file"):
         subset += f"The student-train examples are data.student_train_file's ({seen['file']}), not the teacher's. "
     legend = (f"{subset}Test set: {m.get('n_test', 'n/a')} examples. Accuracy is exact match after greedy decoding, "
