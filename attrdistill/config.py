@@ -142,6 +142,17 @@ class DataConfig:
 
 
 @dataclass
+class LoraConfig:
+    rank: NonNegInt = _f(0, "teacher: LoRA adapters of this rank are trained instead of every weight (0 = off: a "
+                            "full fine-tune); they are merged into the weights before attribution and kd's logits, and "
+                            "the teacher is saved merged. Needs less memory for a large teacher.")
+    alpha: PosFloat = _f(16.0, "LoRA scaling alpha (the update is scaled by alpha / rank).")
+    dropout: NonNegFloat = _f(0.05, "Dropout on the adapters' input.")
+    target_modules: list[str] = _f([], "Names of the modules to adapt (e.g. [q_proj, v_proj]); [] = peft's default "
+                                       "for the architecture (T5: q, v; Llama: q_proj, v_proj).")
+
+
+@dataclass
 class TrainConfig:
     learning_rate: PosFloat = _f(1e-3, "Peak learning rate of AdamW (linear decay).")
     batch_size: PosInt = _f(32, "Examples per optimizer step (per device).")
@@ -199,6 +210,7 @@ class ModelConfig:
                                  "evaluation run the model in that dtype.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory in training (large teachers).")
     train: TrainConfig = _f(TrainConfig(), "Optimisation settings.")
+    lora: LoraConfig = _f(LoraConfig(), "teacher: LoRA fine-tuning through peft (off by default).")
 
 
 @dataclass
@@ -506,6 +518,11 @@ def validate(cfg: RunConfig) -> RunConfig:
             raise ConfigError(f"data.input_template: {e}") from None
     if cfg.data.loader == "esnli_csv" and cfg.data.source != "esnli":
         raise ConfigError(f"data.loader: esnli_csv reads e-SNLI only, but data.source is {cfg.data.source!r}")
+    if cfg.student.lora.rank:
+        raise ConfigError("student.lora.rank: LoRA is for the teacher (students are small and train every weight); "
+                          "set it 0")
+    if cfg.teacher.lora.rank and not cfg.teacher.finetune:
+        raise ConfigError("teacher.lora.rank: a given teacher (finetune: false) is not trained; set it 0")
     if not cfg.student.finetune:
         raise ConfigError("student.finetune: students always train (finetune: false is for the teacher); set it true")
     if not cfg.teacher.finetune and not (cfg.teacher.model or cfg.teacher.gguf_file):

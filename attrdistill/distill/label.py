@@ -39,6 +39,9 @@ def label_loss(model: Any, inputs: dict[str, torch.Tensor],
     a target token); embeds (batch, L, d): the input embeddings to run on instead of input_ids (differentiable).
     """
     labels = inputs["labels"]
+    # A peft model (a LoRA teacher) puts its adapters inside the model it wraps: run that one, whose base is the
+    # transformer (the wrapper's `base_model` is peft's own).
+    model = model.get_base_model() if hasattr(model, "get_base_model") else model
     kwargs = _model_inputs(model, inputs, embeds)
     if not is_causal(model) or any(getattr(model.config, a, None) for a in ("final_logit_softcapping", "logit_scale")):
         outputs = model(**kwargs, labels=labels)

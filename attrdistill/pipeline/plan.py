@@ -57,7 +57,7 @@ from attrdistill.registry.variants import OBJECTIVES, check_available, parse_var
 
 # Fields added after runs were made (see `_as_before`).
 LATER_DATA = ("input_template", "student_train_file", "transfer_file")
-LATER_MODEL = ("finetune",)
+LATER_MODEL = ("finetune", "lora")
 
 
 def _as_before(section: dict[str, Any], defaults: dict[str, Any], later: tuple[str, ...]) -> dict[str, Any]:

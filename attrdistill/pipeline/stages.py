@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import shutil
 import statistics
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -42,6 +43,7 @@ from attrdistill.distill.trainer import train
 from attrdistill.evaluate import analysis
 from attrdistill.evaluate.answers import accuracy, matcher, rationale_of
 from attrdistill.evaluate.predict import predict
+from attrdistill.modeling.lora import with_adapters
 from attrdistill.modeling.models import build_word_tokenizer, load_model, load_tokenizer, load_trained
 from attrdistill.modeling.precision import described
 from attrdistill.modeling.words import words
@@ -87,9 +89,20 @@ def finetune(run: Path, cfg: RunConfig) -> dict:
             model.save_pretrained(lay.model())
             tok.save_pretrained(lay.model())
         return {"best_valid_accuracy": None, "steps": 0, "given": True}
-    return train(model, tok, rows, train_rows(load_split(run, "valid"), cfg), cfg.teacher, out,
-                 correct=matcher(cfg.data.source), label="teacher",
-                 teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
+    lora = cfg.teacher.lora.rank > 0
+    if lora:
+        model = with_adapters(model, cfg.teacher.lora)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    result = train(model, tok, rows, train_rows(load_split(run, "valid"), cfg), cfg.teacher, out,
+                   correct=matcher(cfg.data.source), label="teacher",
+                   teacher_forced=forced_validation(cfg, rationale=False), report_to=cfg.report_to)
+    if lora:   # the best adapters (the Trainer reloaded them), folded into the weights: a plain model from here on
+        if is_main():
+            shutil.rmtree(lay.model(), ignore_errors=True)
+            model.merge_and_unload().save_pretrained(lay.model())
+            tok.save_pretrained(lay.model())
+        result["lora_trainable_parameters"] = trainable
+    return result
 
 
 def label_transfer(run: Path, cfg: RunConfig) -> dict:
