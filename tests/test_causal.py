@@ -496,6 +496,11 @@ def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gg
     sizes = (3 + 256 + 10, word) if teacher_is_gguf else (word, len(load_tokenizer(ModelConfig(gguf_file=str(path)))))
     assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in message, message
     assert not (run / "students" / "kd").exists()
+    fresh = tmp_path / "fresh"   # refused before the teacher trains, from what the two models declare
+    with caplog.at_level(logging.ERROR):
+        assert main(["-q", "run", "--out", str(fresh), *[x for o in sets for x in ("--set", o)]]) == 2
+    assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in caplog.records[-1].getMessage()
+    assert not (fresh / "teacher").exists(), "nothing trained"
 
 
 @pytest.mark.parametrize("fmt", ["two_task", "label_first"])

@@ -22,7 +22,7 @@ from attrdistill.distill.kd import check_vocabularies, pad_sparse, teacher_logit
 from attrdistill.distill.rows import prompted
 from attrdistill.evaluate.answers import accuracy, matcher
 from attrdistill.evaluate.predict import predict
-from attrdistill.modeling.models import load_tokenizer, load_trained
+from attrdistill.modeling.models import gguf_location, load_tokenizer, load_trained
 from attrdistill.pipeline.layout import TRAIN, Layout
 from attrdistill.pipeline.records import SparseLogits, TrainRow
 
@@ -68,7 +68,21 @@ def check_shared_vocabulary(run: Path, cfg: RunConfig) -> None:
     student_tok = load_tokenizer(cfg.student, lay.tokenizer)
     student = (AutoConfig.from_pretrained(cfg.student.model).vocab_size if pretrained(cfg.student) and cfg.student.model
                and not cfg.student.gguf_file else len(student_tok))
-    check_vocabularies(AutoConfig.from_pretrained(lay.model()).vocab_size, student)
+    check_vocabularies(_teacher_vocabulary(lay, cfg), student)
+
+
+def _teacher_vocabulary(lay: Layout, cfg: RunConfig) -> int:
+    """The trained teacher's vocabulary size, or before it trains (the check runs then too) the one it will have:
+    the given model's config (GGUF header included), or the task's word tokenizer's for a from-scratch teacher."""
+    if (lay.model() / "config.json").is_file():
+        return AutoConfig.from_pretrained(lay.model()).vocab_size
+    m = cfg.teacher
+    if m.gguf_file:
+        folder, name = gguf_location(m)
+        return AutoConfig.from_pretrained(folder, gguf_file=name).vocab_size
+    if m.model:
+        return AutoConfig.from_pretrained(m.model).vocab_size
+    return len(load_tokenizer(m, lay.tokenizer))
 
 
 class TeacherOutputs:

@@ -90,8 +90,9 @@ def _signal(name: str, run: Path, cfg: RunConfig, teacher_fp: str) -> dict:
 
 
 def _signal_check(name: str, run: Path, cfg: RunConfig) -> None:
-    """A teacher signal's check before its unit (imported when it runs)."""
-    imported(SIGNALS[name].check)(run, cfg)
+    """A teacher signal's check (imported when it runs): before the teacher trains, and again before its unit."""
+    if SIGNALS[name].check:
+        imported(SIGNALS[name].check)(run, cfg)
 
 
 def plan(run: Path, cfg: RunConfig) -> list[Unit]:
@@ -161,10 +162,13 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
 
 
 def check_variants(run: Path, cfg: RunConfig) -> None:
-    """Before the teacher trains: the data must have what every variant's rationale source and data guide read."""
+    """Before the teacher trains: the data must have what every variant's rationale source and data guide read,
+    and each teacher signal a variant reads passes its own check (kd: one vocabulary for both models)."""
     student_train = load_split(run, TRAIN)
     for variant in cfg.distill.variants:
         check_available(variant, student_train)
+    for name in dict.fromkeys(r for r in (parse_variant(v).reads for v in cfg.distill.variants) if r):
+        _signal_check(name, run, cfg)
 
 
 def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None, checked: bool = False) -> dict:
