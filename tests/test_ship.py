@@ -105,7 +105,9 @@ def test_a_decoder_only_student_loads_in_a_text_generation_pipeline_and_reproduc
     out = export(run, tmp_path / "causal")
     model, tok = AutoModelForCausalLM.from_pretrained(out), AutoTokenizer.from_pretrained(out)
     settings = json.loads((out / "attrdistill.json").read_text())
-    assert settings["causal"] and "pipeline_tag: text-generation" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert settings["causal"] and "pipeline_tag: text-generation" in card
+    assert "(one seed: no spread or interval)" in card
     test = load_split(run, "test")[:4]
     expected = _test_predictions(run, "standard-seed0")[:4]
     assert [r["label"] for r in predict_inputs(out, [ex.input for ex in test])] == expected

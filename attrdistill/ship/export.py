@@ -125,7 +125,8 @@ def card(run: Path, cfg: RunConfig, metrics: dict[str, Any], variant: str, seed:
     s = metrics["students"][variant]
     accs = [s["per_seed"][k] for k in sorted(s["per_seed"], key=int)]
     mean, low, high = paired_gain(accs, [0.0] * len(accs))   # the interval of the mean itself
-    interval = f", 95% interval [{_pct(low)}, {_pct(high)}]" if len(accs) > 1 else " (one seed: no interval)"
+    spread = (f"{_pct(mean)} ± {_pct(s['std'])}, 95% interval [{_pct(low)}, {_pct(high)}]" if len(accs) > 1
+              else f"{_pct(mean)} (one seed: no spread or interval)")
     teacher = cfg.teacher.gguf_file or cfg.teacher.model or f"a {cfg.teacher.architecture} built from scratch"
     trained = "used as given" if not cfg.teacher.finetune else "fine-tuned on the task's teacher split"
     layout = (f"`{settings['predict_prefix']}` + input + a newline; the model continues with the label and its "
@@ -153,21 +154,21 @@ A student distilled with attrdistill {metrics.get("version", "")} from the run `
   judges them (exact match; CQA by choice, SVAMP by value).
 - **Teacher:** {teacher}, {trained}; test accuracy {_pct(metrics["teacher"]["accuracy"])}.
 - **What it learned from:** {learned_from(variant, cfg.attribution.k)}.
-- **Test accuracy:** this seed {_pct(s["per_seed"][str(seed)])}; the variant over {len(accs)} seed(s)
-  {_pct(mean)} ± {_pct(s["std"])}{interval}.
+- **Test accuracy:** this seed {_pct(s["per_seed"][str(seed)])}; the variant over {len(accs)} seed(s):
+  {spread}.
 
 ## Use
 
 The prompt: {layout}.{explain}
 
 ```bash
-attrdistill predict {{this folder}} --input "your text"
+attrdistill predict DIR --input "your text"   # DIR: this folder
 ```
 
 ```python
 from transformers import AutoTokenizer, {auto}
-tok = AutoTokenizer.from_pretrained("this folder")
-model = {auto}.from_pretrained("this folder")   # greedy decoding: generation_config.json
+tok = AutoTokenizer.from_pretrained("DIR")
+model = {auto}.from_pretrained("DIR")   # greedy decoding: generation_config.json
 ```
 
 ## Remake it
