@@ -97,16 +97,18 @@ def test_own_files_with_an_input_template_missing_a_column_are_refused_with_file
         load_config(None, ["data.source=esnli", f"data.input_template={json.dumps(NLI)}"])
 
 
-def test_the_data_fingerprint_is_as_before_while_input_template_is_unset():
-    """Runs made before data.input_template existed keep their data and teacher (and so every unit)."""
+def test_the_data_fingerprint_is_as_before_while_the_later_fields_are_unset():
+    """Runs made before data.input_template (student_train_file, transfer_file) existed keep their data and teacher
+    (and so every unit)."""
     from pathlib import Path
 
     from attrdistill import __version__
     from attrdistill.pipeline.layout import DATA
-    from attrdistill.pipeline.plan import plan
+    from attrdistill.pipeline.plan import LATER_DATA, plan
     from attrdistill.pipeline.runner import fingerprint, fingerprints
+    assert "input_template" in LATER_DATA
     cfg = load_config(None, [])
-    before = {k: v for k, v in to_dict(cfg.data).items() if k != "input_template"}
+    before = {k: v for k, v in to_dict(cfg.data).items() if k not in LATER_DATA}
     roles = [(m.model, m.tokenizer) for m in (cfg.teacher, cfg.student)]
     assert fingerprints(plan(Path("/tmp/unused"), cfg))[DATA] == fingerprint(DATA, (__version__, before, roles), [])
     files = ["data.source=files", "data.train_file=a.jsonl", "data.test_file=b.jsonl"]
