@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 from attrdistill.config import RunConfig, attribution_settings, load_config
 from attrdistill.data.example import Example
-from attrdistill.data.template import Template
 from attrdistill.errors import ConfigError
+from attrdistill.modeling.template import Template
 from attrdistill.pipeline.records import AttributionRow
 
 

@@ -511,7 +511,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         if cfg.data.source != "files":
             raise ConfigError(f"data.input_template: builds inputs of source 'files' (data.source {cfg.data.source!r} "
                               "formats its own); unset it")
-        from attrdistill.data.template import Template
+        from attrdistill.modeling.template import Template
         try:
             Template(cfg.data.input_template)
         except ConfigError as e:

@@ -4,7 +4,7 @@
 
 Reads a run's attribution rows (the teacher's word scores, which no selection setting changes) and its
 config, and selects each example's top-k twice from the same scores: as attrdistill did before
-`data/template.py` (every word a candidate) and as it does now (the template's own words skipped). For
+`modeling/template.py` (every word a candidate) and as it does now (the template's own words skipped). For
 each selection it prints the share of rationales holding a format word, per format word the share of
 rationales holding it, the --top most frequent rationale words, and the answer overlap
 (`evaluate.analysis.answer_overlap`, the paper's CQA analysis); and, once, the mean share of an example's

@@ -13,9 +13,9 @@ from attrdistill.cli import main
 from attrdistill.config import AttributionConfig, DataConfig, load_config, to_dict
 from attrdistill.data import dsbs
 from attrdistill.data.sources import input_template, read_table, scaffolds
-from attrdistill.data.template import Template
 from attrdistill.errors import ConfigError, DataError
 from attrdistill.evaluate.analysis import human_agreement
+from attrdistill.modeling.template import Template
 from attrdistill.modeling.words import words
 from attrdistill.pipeline.records import AttributionRow
 

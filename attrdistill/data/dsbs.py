@@ -23,8 +23,8 @@ from typing import Any
 
 from attrdistill.data.example import Example, read_jsonl_lines
 from attrdistill.data.highlights import span_word_indices
-from attrdistill.data.template import Template
 from attrdistill.errors import DataError
+from attrdistill.modeling.template import Template
 
 NAMES = ("cqa", "svamp", "anli1", "esnli")
 NLI_LABELS = ("entailment", "neutral", "contradiction")   # DSbS's mapping of the gold ints 0, 1, 2

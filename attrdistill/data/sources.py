@@ -16,8 +16,8 @@ from pathlib import Path
 from attrdistill.config import DataConfig
 from attrdistill.data import dsbs, esnli_csv, hub, synthetic
 from attrdistill.data.example import TRANSFER, Example, read_jsonl_lines, read_text
-from attrdistill.data.template import Template
 from attrdistill.errors import DataError
+from attrdistill.modeling.template import Template
 from attrdistill.modeling.words import words
 
 

@@ -1,2 +1,3 @@
 """Models and their inputs: loading and building models (models.py), cutting blocks (pruning.py), the
-features a model reads in either layout (features.py) and the word split every score is given in (words.py)."""
+features a model reads in either layout (features.py), the word split every score is given in (words.py) and
+the templates inputs are built with, whose own words are format, not content (template.py)."""

@@ -96,7 +96,7 @@ class AttributionRow:
     rationale: str                # those words joined by ", "
     step_scores: list[list[float]] | None = None   # attribution.order aligned: per target token, word scores
     teacher_correct: bool | None = None            # attribution.teacher_wrong drop: wrong ones have no rationale
-    scaffold: list[int] | None = None              # the input format's words (data/template.py): never in `top`
+    scaffold: list[int] | None = None              # the input format's words (modeling/template.py): never in `top`
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> AttributionRow:

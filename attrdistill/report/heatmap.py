@@ -5,7 +5,7 @@
 
 Shades are relative to the example's highest score; the rationale (top-k) words are also
 underlined and bold, so the choice is visible without colour too; the input format's words
-(data/template.py) are italic; html_words can also box the task's true (decisive) words.
+(modeling/template.py) are italic; html_words can also box the task's true (decisive) words.
 """
 
 from __future__ import annotations
