@@ -39,7 +39,7 @@ def build_splits(cfg: DataConfig) -> dict[str, list[Example]]:
         train, test = (read_table(Path(f), *fields) for f in (cfg.train_file, cfg.test_file))
         valid = read_table(Path(cfg.valid_file), *fields) if cfg.valid_file else None
         students = read_table(Path(cfg.student_train_file), *fields) if cfg.student_train_file else None
-        transfer = read_inputs(Path(cfg.transfer_file), cfg.input_field, cfg.label_field, input_template(cfg)) \
+        transfer = read_transfer(Path(cfg.transfer_file), cfg.input_field, cfg.label_field, input_template(cfg)) \
             if cfg.transfer_file else None
     else:
         raise DataError(f"data.source: unknown source {cfg.source!r}; expected builtin, files or one of "
@@ -130,17 +130,9 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
     template, the input is the template filled with the columns it names (input_field is not read)."""
     out, first_line = [], {}
     for n, row in _rows(path):
-        needed = (*(template.fields if template else (input_field,)), label_field)
-        missing = [f for f in needed if not str(row.get(f) or "").strip()]
-        if missing:
-            named = " (data.input_template names them)" if template and set(missing) - {label_field} else ""
-            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}{named}")
-        ex_id = str(row.get("id", f"{path.stem}-{n}"))
-        if ex_id in first_line:
-            raise DataError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
-        first_line[ex_id] = n
+        text = _input_of(row, f"{path}:{n}", input_field, template, label_field)
+        ex_id = _row_id(row, f"{path.stem}-{n}", first_line, path, n)
         rationale = str(row.get(rationale_field) or "") if rationale_field else None
-        text = template.fill({f: str(row[f]) for f in template.fields}) if template else str(row[input_field])
         marked = {f: word_indices(row.get(f), text, f"{path}:{n}: field {f!r}") if f else None
                   for f in (decisive_field, human_field)}
         human = marked[human_field] if human_field else None
@@ -152,26 +144,41 @@ def read_table(path: Path, input_field: str = "input", label_field: str = "label
     return out
 
 
-def read_inputs(path: Path, input_field: str = "input", label_field: str = "label",
-                template: Template | None = None) -> list[Example]:
+def read_transfer(path: Path, input_field: str = "input", label_field: str = "label",
+                  template: Template | None = None) -> list[Example]:
     """A transfer file: unlabelled inputs (the input column, or the template's), one example each with an empty
     label; a row that has a label is refused (labelled rows belong in train_file or student_train_file)."""
-    out = []
+    out, first_line = [], {}
     for n, row in _rows(path):
         if str(row.get(label_field) or "").strip():
             raise DataError(f"{path}:{n}: has a {label_field!r}; a transfer file holds unlabelled inputs (put labelled "
                             "rows in data.train_file or data.student_train_file)")
-        missing = [f for f in (template.fields if template else (input_field,)) if not str(row.get(f) or "").strip()]
-        if missing:
-            raise DataError(f"{path}:{n}: missing or empty field(s) {', '.join(missing)}")
-        text = template.fill({f: str(row[f]) for f in template.fields}) if template else str(row[input_field])
-        out.append(Example(id=str(row.get("id", f"transfer-{n}")), input=text, label=""))
+        text = _input_of(row, f"{path}:{n}", input_field, template)
+        out.append(Example(id=_row_id(row, f"transfer-{n}", first_line, path, n), input=text, label=""))
     if not out:
         raise DataError(f"{path}: no inputs (the file has no rows)")
-    ids = [ex.id for ex in out]
-    if len(set(ids)) < len(ids):
-        raise DataError(f"{path}: ids must be unique; {next(i for i in ids if ids.count(i) > 1)!r} repeats")
     return out
+
+
+def _input_of(row: dict, where: str, input_field: str, template: Template | None,
+              label_field: str | None = None) -> str:
+    """A row's input: its input_field, or the template filled with the columns it names; a missing or empty one
+    (or label_field, when given) refused naming them."""
+    needed = (*(template.fields if template else (input_field,)), *((label_field,) if label_field else ()))
+    missing = [f for f in needed if not str(row.get(f) or "").strip()]
+    if missing:
+        named = " (data.input_template names them)" if template and set(missing) - {label_field} else ""
+        raise DataError(f"{where}: missing or empty field(s) {', '.join(missing)}{named}")
+    return template.fill({f: str(row[f]) for f in template.fields}) if template else str(row[input_field])
+
+
+def _row_id(row: dict, default: str, first_line: dict[str, int], path: Path, n: int) -> str:
+    """A row's id (its own, or `default`), refused where an earlier line of the file used it."""
+    ex_id = str(row.get("id", default))
+    if ex_id in first_line:
+        raise DataError(f"{path}:{n}: id {ex_id!r} is already used on line {first_line[ex_id]}; ids must be unique")
+    first_line[ex_id] = n
+    return ex_id
 
 
 def word_indices(value: object, text: str, where: str) -> list[int]:
