@@ -27,6 +27,7 @@ from attrdistill.distill.rows import rationales_for
 from attrdistill.evaluate import analysis
 from attrdistill.pipeline.layout import (
     TRAIN,
+    TRANSFER,
     Layout,
     attribution_key,
     attribution_methods,
@@ -79,7 +80,7 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
         "n_test": teacher_eval["n"],
         "student_examples": {"seen": result[student_key(student_variants(cfg)[0], cfg.distill.seeds[0])].get(
             "examples"), "of": attr[cfg.attribution.method]["n"], "limit": cfg.distill.student_limit,
-            "file": cfg.data.student_train_file, "teacher_labelled": (result.get("transfer") or {}).get("n")},
+            "file": cfg.data.student_train_file, "teacher_labelled": (result.get(TRANSFER) or {}).get("n")},
         "paper": {"setting": cfg.paper, "teacher": paper_accuracy(cfg.paper, "teacher"),
                   "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
         "version": __version__,
