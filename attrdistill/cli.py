@@ -142,11 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminal_log(quiet: bool) -> None:
+    """Log lines on stderr: INFO, or with -q warnings only. The level is the terminal handler's, not the root
+    logger's, so that a run's log.txt (`api.run`) keeps its progress lines under -q too."""
+    root = logging.getLogger()
+    root.setLevel(min(root.getEffectiveLevel(), logging.INFO))
+    ours = next((h for h in root.handlers if getattr(h, "attrdistill_terminal", False)), None)
+    if ours is None:   # once per process: main() may be called again (tests, notebooks)
+        ours = logging.StreamHandler()
+        ours.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        ours.attrdistill_terminal = True   # type: ignore[attr-defined]
+        root.addHandler(ours)
+    ours.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     bars = _progress_bars(enabled=not args.quiet)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    _terminal_log(quiet=args.quiet)
     try:
         if args.verb == "data":
             from attrdistill.data.sources import show as show_data

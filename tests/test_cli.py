@@ -279,11 +279,13 @@ def test_quiet_turns_off_the_progress_bars_too(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "it/s]" not in err and "%|" not in err, err[-500:]
     assert "'loss'" not in out and "'eval_accuracy'" not in out, "nor the Trainer's log lines in their place"
+    assert "finetune teacher: done" not in err
+    assert "finetune teacher: done" in (tmp_path / "quiet" / "log.txt").read_text(), "the run's log keeps them"
     assert main(["run", "--out", str(tmp_path / "loud"), *_sets(tiny)]) == 0
     assert "%|" in capfd.readouterr().err, "without -q the bars are there (so the check above can fail)"
 
 
-def test_students_learn_from_a_seeded_subset_and_changing_it_retrains_them_alone(tmp_path, capsys):
+def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_path, capsys):
     from attrdistill.config import load_config
     from attrdistill.data.synthetic import generate
     from attrdistill.distill.rows import student_examples
