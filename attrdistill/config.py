@@ -276,8 +276,9 @@ class DistillConfig:
     seeds: list[int] = _f([0], "One student per seed and variant; accuracy is reported as mean and std.")
     student_limit: NonNegInt = _f(0, "Students learn from N student-train examples only: the first N after a shuffle "
                                      "seeded by data.seed, the same for every variant and seed (0 = all). The "
-                                     "teacher, its attributions and kd's logits are of the whole split, so changing N "
-                                     "retrains the students alone.")
+                                     "teacher's attributions and kd's logits are made for these N alone (occlusion "
+                                     "costs seconds per example on a real model), so changing N recomputes them; the "
+                                     "teacher, and the blocks a pruned student keeps, are of the whole split.")
 
 
 @dataclass

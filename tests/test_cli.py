@@ -300,11 +300,14 @@ def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_pat
     sets = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard, saliency]"]
     assert main(["-q", "run", "--out", str(run), *_sets(sets + ["distill.student_limit=8"])]) == 0
     assert json.loads((run / "students" / "saliency" / "seed0" / "DONE.json").read_text())["result"]["examples"] == 8
+    rows = (run / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()
+    assert len(rows) == 8, "the teacher attributes the examples students learn from, not the whole split"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["student_examples"] == {"seen": 8, "of": 16, "limit": 8, "file": None, "teacher_labelled": None}
     assert "Students learned from 8 of the 16 student-train examples" in (run / "report.md").read_text()
     capsys.readouterr()
     assert main(["plan", str(run), *_sets(["distill.student_limit=12"])]) == 0
     rerun = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if " runs: " in line}
-    assert rerun == {"students/standard/seed0", "students/saliency/seed0", "predictions/standard-seed0",
-                     "predictions/saliency-seed0", "analyses", "report"}
+    assert rerun == {"attributions/saliency", "attributions/random", "students/standard/seed0",
+                     "students/saliency/seed0", "predictions/standard-seed0", "predictions/saliency-seed0",
+                     "analyses", "report"}, "the teacher and the data stay"

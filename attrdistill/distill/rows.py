@@ -77,11 +77,14 @@ def _content_scores(scores: list[float], scaffold: set[int]) -> list[float]:
     return [0.0 if i in scaffold else s for i, s in enumerate(scores)]
 
 
-def student_pool(run: Path, cfg: RunConfig) -> list[Example]:
+def student_pool(run: Path, cfg: RunConfig, limited: bool = True) -> list[Example]:
     """The student-train examples: the labelled split, and with data.transfer_file the transfer inputs the teacher
-    labelled (its `transfer` unit). Attributions, teacher signals, students and analyses all read this."""
+    labelled (its `transfer` unit); `limited`, only those distill.student_limit keeps. Attributions, teacher
+    signals, students and analyses all read the limited pool: the teacher's work per example (occlusion costs
+    seconds of a real model per example) is done for the examples students learn from, not the whole split."""
     labelled = load_split(run, TRAIN)
-    return labelled + read_examples(Layout(run).transfer_labels) if cfg.data.transfer_file else labelled
+    pool = labelled + read_examples(Layout(run).transfer_labels) if cfg.data.transfer_file else labelled
+    return student_examples(pool, cfg) if limited else pool
 
 
 def student_examples(examples: list[Example], cfg: RunConfig) -> list[Example]:

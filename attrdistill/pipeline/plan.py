@@ -117,19 +117,24 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
     template = input_template(cfg.data)
     if template is not None and template.has_scaffold:   # only then: rows made before templates stay valid
         selection["scaffold"] = template.pattern
+    d = cfg.distill
+    # Only when set (units made before the option keep their fingerprints): the student-train examples the teacher
+    # annotates, every student learns from and the analyses read.
+    limit = ((d.student_limit, cfg.data.seed),) if d.student_limit else ()
     for split, methods in ((TRAIN, attribution_methods(cfg)), ("test", student_methods(cfg))):
         for m in methods:
             seed = cfg.data.seed if REGISTRY[m].seeded else None
             units.append(Unit(attribution_key(m, split), "attribute",
                               partial(_stage, "attribute_split", run, cfg, m, split, teacher_fp),
-                              (DATA, TEACHER) + (pool if split == TRAIN else ()), (selection, seed),
+                              (DATA, TEACHER) + (pool if split == TRAIN else ()),
+                              (selection, seed) + (limit if split == TRAIN else ()),
                               f"the teacher's {m} rationales of {split}", everyone=True))
     variants = {name: parse_variant(name) for name in student_variants(cfg)}
-    d = cfg.distill
     for name in dict.fromkeys(v.reads for v in variants.values() if v.reads):
         signal = SIGNALS[name]
         units.append(Unit(name, "distill", partial(_signal, name, run, cfg, teacher_fp), (DATA, TEACHER, *pool),
-                          signal.config(d), f"the teacher's {name.replace('_', ' ').removeprefix('teacher ')}",
+                          (signal.config(d),) + limit if limit else signal.config(d),
+                          f"the teacher's {name.replace('_', ' ').removeprefix('teacher ')}",
                           check=partial(_signal_check, name, run, cfg) if signal.check else None))
     for name, v in variants.items():
         deps = [DATA, *pool] + [attribution_key(m) for m in (v.rationale, v.guide) if m in REGISTRY]
@@ -139,8 +144,8 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                "match": v.term_settings(d)}
         if v.term and d.term_every != 1:   # only when set: students made before the option keep their fingerprints
             how["term_every"] = d.term_every
-        if d.student_limit:   # the same: set, it names the examples the students learn from
-            how["student_limit"] = (d.student_limit, cfg.data.seed)
+        if limit:
+            how["student_limit"] = limit[0]
         for seed in d.seeds:
             units.append(Unit(student_key(name, seed), "distill",
                               partial(_stage, "train_student", run, cfg, name, seed),
@@ -155,7 +160,7 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
     read = [attribution_key(m) for m in attribution_methods(cfg)]
     firsts = [prediction_key(f"{v}-seed{cfg.distill.seeds[0]}") for v in cfg.distill.variants]
     units.append(Unit(ANALYSES, "analyze", partial(_stage, "analyze", run, cfg), (DATA, TEACHER, *pool, *read, *firsts),
-                      (to_dict(cfg.analysis), cfg.data.predict_prefix), "the analyses"))
+                      (to_dict(cfg.analysis), cfg.data.predict_prefix) + limit, "the analyses"))
     units.append(Unit(REPORT, "report", partial(_stage, "report", run, cfg, list(units)),
                       tuple(u.key for u in units), cached=False))
     return units

@@ -166,19 +166,20 @@ def train_student(run: Path, cfg: RunConfig, variant: str, seed: int) -> dict:
     """Train one student of `variant` on student_train."""
     lay = Layout(run)
     v, d = parse_variant(variant), cfg.distill
-    split = student_pool(run, cfg)
+    split = student_pool(run, cfg, limited=False)
     examples = student_examples(split, cfg)
     teacher = teacher_rows(lay.signal(v.reads)) if v.reads else None
     term = (v.term, guide_scores(run, cfg, v.guide, examples)) if v.term else None
     rows = train_rows(examples, cfg, rationales_for(run, cfg, variant, examples), v.objective, teacher, term)
     valid = train_rows(load_split(run, "valid"), cfg)
     model, tok = student_start(run, cfg, seed, split)   # the blocks a pruned start keeps: chosen on the whole split
-    return {"examples": len(rows)} | train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
-                 rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
-                 label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
-                 term=TERMS[v.term].build(d) if v.term else None, term_every=d.term_every,
-                 teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
-                 report_to=cfg.report_to)
+    result = train(model, tok, rows, valid, cfg.student, lay.unit(student_key(variant, seed)),
+                   rationale_weight=d.rationale_weight, seed=seed, correct=matcher(cfg.data.source),
+                   label=f"{variant}-seed{seed}", objective_loss=OBJECTIVES[v.objective].loss_function(d),
+                   term=TERMS[v.term].build(d) if v.term else None, term_every=d.term_every,
+                   teacher_forced=forced_validation(cfg, rationale=v.rationale is not None),
+                   report_to=cfg.report_to)
+    return {"examples": len(rows), "of": len(split)} | result
 
 
 def taught_on_test(run: Path, cfg: RunConfig, variant: str, test: list[Example]) -> dict[str, str] | None:

@@ -68,6 +68,7 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
     # Every unit counts in its stage's time (a teacher signal's unit in distill's, beside the students).
     timing = {f"{verb}_s": sum(s for key, s in seconds.items() if stage[key] == verb)
               for verb in ("data", "finetune", "attribute", "distill", "evaluate", "analyze")}
+    first = result[student_key(student_variants(cfg)[0], cfg.distill.seeds[0])]
     metrics = {
         "teacher": {"accuracy": teacher_eval["accuracy"],
                     "best_valid_accuracy": result["teacher"]["best_valid_accuracy"]},
@@ -78,8 +79,8 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
                         "n_examples": attr[cfg.attribution.method]["n"]},
         "timing": timing,
         "n_test": teacher_eval["n"],
-        "student_examples": {"seen": result[student_key(student_variants(cfg)[0], cfg.distill.seeds[0])].get(
-            "examples"), "of": attr[cfg.attribution.method]["n"], "limit": cfg.distill.student_limit,
+        "student_examples": {"seen": first.get("examples"), "of": first.get("of", attr[cfg.attribution.method]["n"]),
+                             "limit": cfg.distill.student_limit,
             "file": cfg.data.student_train_file, "teacher_labelled": (result.get(TRANSFER) or {}).get("n")},
         "paper": {"setting": cfg.paper, "teacher": paper_accuracy(cfg.paper, "teacher"),
                   "students": {v: paper_accuracy(cfg.paper, v) for v in cfg.distill.variants}} if cfg.paper else None,
