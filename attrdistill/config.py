@@ -206,8 +206,9 @@ class ModelConfig:
     dtype: Dtype = _f("float32", "Compute dtype: float32, bfloat16, float16 or auto (bfloat16 where the device has "
                                  "native bf16: a CUDA GPU with it, a CPU with AVX512-BF16 or AMX; float32 elsewhere; "
                                  "what it resolved to is in environment.json). bf16 trains with mixed precision "
-                                 "(float32 weights) on a GPU or a CPU, fp16 on a GPU only; attribution and "
-                                 "evaluation run the model in that dtype.")
+                                 "(float32 weights) on a GPU or a CPU, fp16 on a GPU only; evaluation runs the "
+                                 "model in that dtype, attribution and kd logits too except under auto, which "
+                                 "scores in float32 (bf16 changes top-k words).")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory in training (large teachers).")
     train: TrainConfig = _f(TrainConfig(), "Optimisation settings.")
     lora: LoraConfig = _f(LoraConfig(), "teacher: LoRA fine-tuning through peft (off by default).")
