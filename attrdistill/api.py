@@ -21,8 +21,9 @@ unknown method) is refused with one line before any model runs.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from attrdistill.config import RunConfig, attribution_settings, load_config
 from attrdistill.data.example import Example
@@ -107,7 +108,6 @@ def run(config: str | Path | RunConfig | None = None, overrides: Sequence[str] =
     force: empty the run directory first (after the config and what it needs are checked). The run logs into
     `out`/log.txt as well, a crash's traceback included.
     """
-    import logging
     import shutil
 
     from attrdistill.config import check_environment
@@ -120,7 +120,7 @@ def run(config: str | Path | RunConfig | None = None, overrides: Sequence[str] =
     if force and stages is None and run_dir.exists() and is_main():
         shutil.rmtree(run_dir)
     barrier()
-    handler = _log_to(run_dir)
+    handler, restore = _log_to(run_dir)
     try:
         return run_stages(run_dir, cfg, list(stages) if stages is not None else None, checked=True)
     except (UserError, FileNotFoundError, OSError):   # the message says what to change; the caller reports it
@@ -130,17 +130,46 @@ def run(config: str | Path | RunConfig | None = None, overrides: Sequence[str] =
                                                    handler.baseFilename)
         raise
     finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        restore()
 
 
-def _log_to(run_dir: Path) -> Any:
-    """A handler that also logs into run_dir/log.txt (the caller removes it)."""
-    import logging
+def _log_to(run_dir: Path) -> tuple[Any, Callable[[], None]]:
+    """A handler that logs into run_dir/log.txt, and the function that puts logging back as it was.
 
+    The file gets attrdistill's progress lines (INFO) whatever the caller's logging shows: its own handlers
+    get attrdistill's records at the level they got before (a notebook with logging at WARNING stays quiet),
+    and the file gets every other logger's records that reach the root (transformers' warnings)."""
     from attrdistill.pipeline.layout import Layout
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(Layout(run_dir).log, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    return handler
+    root, ours = logging.getLogger(), logging.getLogger("attrdistill")
+    before = ours.level, ours.propagate, ours.getEffectiveLevel()
+    upward = _ToRootHandlers(level=before[2], skip=handler)
+    root.addHandler(handler)
+    ours.addHandler(handler)
+    ours.addHandler(upward)
+    ours.setLevel(min(before[2], logging.INFO))
+    ours.propagate = False   # `upward` passes them on, at the level the caller's handlers saw before
+
+    def restore() -> None:
+        for h in (handler, upward):
+            ours.removeHandler(h)
+        root.removeHandler(handler)
+        ours.setLevel(before[0])
+        ours.propagate = before[1]
+        handler.close()
+    return handler, restore
+
+
+class _ToRootHandlers(logging.Handler):
+    """Hands a record to the root logger's handlers but one, each at its own level (what propagation does)."""
+
+    def __init__(self, level: int, skip: logging.Handler) -> None:
+        super().__init__(level)
+        self.skip = skip
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for h in logging.getLogger().handlers:
+            if h is not self.skip and record.levelno >= h.level:
+                h.handle(record)

@@ -113,6 +113,26 @@ def test_the_matching_loss_in_a_plain_trainer(word_tok, examples, tmp_path):
     assert json.loads(json.dumps(trainer.state.log_history))[-1]["train_loss"] > 0
 
 
+def test_a_runs_log_keeps_its_progress_lines_while_the_callers_logging_stays_as_set(tmp_path):
+    import io
+    import logging
+    caller = logging.StreamHandler(io.StringIO())
+    root, ours = logging.getLogger(), logging.getLogger("attrdistill")
+    level = root.level
+    root.addHandler(caller)
+    root.setLevel(logging.WARNING)   # a notebook's logging.basicConfig(level=WARNING)
+    try:
+        attrdistill.run(attrdistill.load_config(None, TINY), out=tmp_path / "run", stages=["data"])
+        logging.getLogger("attrdistill.x").warning("after the run")
+    finally:
+        root.removeHandler(caller)
+        root.setLevel(level)
+    assert "data data: done in" in (tmp_path / "run" / "log.txt").read_text()
+    shown = caller.stream.getvalue()
+    assert "done in" not in shown and "after the run" in shown, shown
+    assert ours.propagate and ours.level == logging.NOTSET and len(ours.handlers) == 0, "logging put back"
+
+
 def test_run_and_the_cli_resolve_a_run_the_same_way_and_refuse_bad_folders_before_work(tmp_path):
     from attrdistill.api import prepare
     from attrdistill.cli import main
