@@ -487,6 +487,7 @@ def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gg
         return [h["loss"] for h in history if "loss" in h]
     assert losses("match:saliency") and losses("match:saliency") != losses("standard"), "the term acts"
     sets[-1] = "distill.variants=[kd]"
+    student = path if not teacher_is_gguf else "built from scratch"   # how the message names the student
     with caplog.at_level(logging.ERROR):
         assert main(["-q", "run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 2
     message = caplog.records[-1].getMessage()
@@ -494,12 +495,12 @@ def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gg
     word = len(AutoTokenizer.from_pretrained(run / "data" / "tokenizer"))
     # The teacher's size is its saved model's; a GGUF student's, its tokenizer's (the check's own rule).
     sizes = (3 + 256 + 10, word) if teacher_is_gguf else (word, len(load_tokenizer(ModelConfig(gguf_file=str(path)))))
-    assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in message, message
+    assert f"has {sizes[0]:,} entries and the student's ({student}) {sizes[1]:,}" in message, message
     assert not (run / "students" / "kd").exists()
     fresh = tmp_path / "fresh"   # refused before the teacher trains, from what the two models declare
     with caplog.at_level(logging.ERROR):
         assert main(["-q", "run", "--out", str(fresh), *[x for o in sets for x in ("--set", o)]]) == 2
-    assert f"the teacher's has {sizes[0]} entries and the student's {sizes[1]}" in caplog.records[-1].getMessage()
+    assert f"has {sizes[0]:,} entries and the student's ({student}) {sizes[1]:,}" in caplog.records[-1].getMessage()
     assert not (fresh / "teacher").exists(), "nothing trained"
 
 

@@ -114,8 +114,11 @@ def test_pad_sparse_masks_the_padding_tokens():
 
 
 def test_a_vocabulary_mismatch_is_refused_naming_both_sizes():
-    with pytest.raises(ValueError, match="49152.*32128"):
+    with pytest.raises(ValueError, match="49,152.*32,128"):
         check_vocabularies(49152, 32128)
+    named = r"teacher's \(g.gguf\) has 262,144 entries and the student's \(s.gguf\) 49,152"
+    with pytest.raises(ValueError, match=named):
+        check_vocabularies(262144, 49152, "g.gguf", "s.gguf")
     check_vocabularies(100, 100)
 
 

@@ -89,11 +89,14 @@ def teacher_logits(model: Any, tokenizer: Any, ids: Sequence[str], sources: Sequ
     return sharded(list(zip(ids, sources, targets)), ids, shard_size, folder, shard_rows, "teacher logits", "kd-shard")
 
 
-def check_vocabularies(teacher_size: int, student_size: int) -> None:
-    """Logit distillation compares distributions token by token: both models must share one vocabulary."""
+def check_vocabularies(teacher_size: int, student_size: int, teacher: str = "", student: str = "") -> None:
+    """Logit distillation compares distributions token by token: both models must share one vocabulary.
+    `teacher` / `student` name the models in the message."""
     if teacher_size != student_size:
+        who = (f" ({teacher})" if teacher else "", f" ({student})" if student else "")
         raise ConfigError(f"distill.variants: kd needs the teacher and the student to share a vocabulary, but the "
-                          f"teacher's has {teacher_size} entries and the student's {student_size}")
+                          f"teacher's{who[0]} has {teacher_size:,} entries and the student's{who[1]} {student_size:,}; "
+                          "word-level variants (match:<method>, rationales) work across vocabularies")
 
 
 # ---- the student's side: the loss ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from transformers import AutoConfig
 
-from attrdistill.config import RunConfig, pretrained
+from attrdistill.config import ModelConfig, RunConfig, pretrained
 from attrdistill.data import write_jsonl
 from attrdistill.distill.kd import check_vocabularies, pad_sparse, teacher_logits
 from attrdistill.distill.rows import prompted
@@ -68,7 +68,11 @@ def check_shared_vocabulary(run: Path, cfg: RunConfig) -> None:
     student_tok = load_tokenizer(cfg.student, lay.tokenizer)
     student = (AutoConfig.from_pretrained(cfg.student.model).vocab_size if pretrained(cfg.student) and cfg.student.model
                and not cfg.student.gguf_file else len(student_tok))
-    check_vocabularies(_teacher_vocabulary(lay, cfg), student)
+    check_vocabularies(_teacher_vocabulary(lay, cfg), student, _named(cfg.teacher), _named(cfg.student))
+
+
+def _named(m: ModelConfig) -> str:
+    return m.gguf_file or m.model or "built from scratch"
 
 
 def _teacher_vocabulary(lay: Layout, cfg: RunConfig) -> int:
