@@ -31,6 +31,8 @@ from attrdistill.errors import ConfigError
 from attrdistill.modeling.template import Template
 from attrdistill.pipeline.records import AttributionRow
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"   # a run's log.txt and the terminal's lines
+
 
 def attribute(model: Any, tokenizer: Any, inputs: Sequence[str], targets: Sequence[str] | None = None,
               method: str = "saliency", k: int = 5, prefix: str = "", batch_size: int = 64,
@@ -142,7 +144,7 @@ def _log_to(run_dir: Path) -> tuple[Any, Callable[[], None]]:
     from attrdistill.pipeline.layout import Layout
     run_dir.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(Layout(run_dir).log, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root, ours = logging.getLogger(), logging.getLogger("attrdistill")
     before = ours.level, ours.propagate, ours.getEffectiveLevel()
     upward = _ToRootHandlers(level=before[2], skip=handler)

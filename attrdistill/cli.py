@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from attrdistill import __version__
-from attrdistill.api import prepare, run
+from attrdistill.api import LOG_FORMAT, prepare, run
 from attrdistill.config import DataConfig, RunConfig, check_environment, dump_config, field_docs, load_config
 from attrdistill.errors import ConfigError, UserError
 from attrdistill.pipeline.distributed import is_main
@@ -150,7 +150,7 @@ def _terminal_log(quiet: bool) -> None:
     ours = next((h for h in root.handlers if getattr(h, "attrdistill_terminal", False)), None)
     if ours is None:   # once per process: main() may be called again (tests, notebooks)
         ours = logging.StreamHandler()
-        ours.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        ours.setFormatter(logging.Formatter(LOG_FORMAT, "%H:%M:%S"))
         ours.attrdistill_terminal = True   # type: ignore[attr-defined]
         root.addHandler(ours)
     ours.setLevel(logging.WARNING if quiet else logging.INFO)
