@@ -14,7 +14,8 @@ accuracy picks the best checkpoint; an interrupted run resumes from its last che
 Where answers are judged by exact match (`teacher_forced=True`), validation accuracy is the share of
 examples whose every gold token, EOS included, is the model's argmax given the gold prefix: exactly
 the examples greedy decoding gets right token for token, from one forward pass instead of a decode
-of up to max_target_length steps. Other judges (CQA's choice letters, SVAMP's equation values, a
+of up to max_target_length steps (through `label_loss`: a decoder-only model's logits at its target
+positions only). Other judges (CQA's choice letters, SVAMP's equation values, a
 single-sequence target that puts the rationale before the answer) need the decoded text.
 
 Decoder-only models train on the causal layout of `features.encode` (prompt + target in one
@@ -45,7 +46,7 @@ from transformers import (
 )
 
 from attrdistill.config import ModelConfig
-from attrdistill.distill.label import label_loss
+from attrdistill.distill.label import label_loss, target_mask
 from attrdistill.errors import StageError
 from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
 from attrdistill.evaluate.predict import predict
@@ -78,8 +79,9 @@ class TwoTaskTrainer(Seq2SeqTrainer):
 
     def __init__(self, *args: Any, rationale_weight: float = 0.5, greedy_valid: GreedyValidation | None = None,
                  objective_loss: ObjectiveLoss | None = None, term: TermLoss | None = None, term_every: int = 1,
-                 **kwargs: Any) -> None:
+                 teacher_forced: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.teacher_forced = teacher_forced
         self.rationale_weight = rationale_weight
         self.greedy_valid = greedy_valid
         self.objective_loss = objective_loss
@@ -120,6 +122,13 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         if tensors and self.state.global_step % self.term_every == 0:   # the term's forward gives the label loss
             outputs, extra = self.term(model, inputs, tensors)
             loss, logits = outputs.loss, outputs.logits
+        elif return_outputs and self.teacher_forced:   # validation: is each row's every target token the argmax
+            loss, logits = label_loss(model, inputs)
+            targets, keep = target_mask(model, inputs["labels"])
+            # (batch, 1), not the logits: a decoder-only model's vocabulary-sized logits at every prompt position
+            # cost as much as its blocks and are never read
+            correct = ((logits.argmax(-1) == targets) | (keep == 0)).all(-1, keepdim=True).float()
+            outputs = {"loss": loss, "logits": correct}
         elif return_outputs:    # evaluation: the full outputs, for the validation metrics
             outputs = model(**inputs)
             loss, logits = outputs.loss, outputs.logits
@@ -148,14 +157,6 @@ class GreedyValidation:
     def accuracy(self, model: Any, tokenizer: Any) -> float:
         preds = predict(model, tokenizer, self.sources, self.batch_size, self.max_new_tokens, self.max_input_length)
         return accuracy(preds, self.labels, self.correct)
-
-
-def greedy_correct(logits: Any, labels: torch.Tensor, causal: bool) -> torch.Tensor:
-    """Per row: is every gold token the argmax given the gold prefix (greedy decoding would emit the label)?"""
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    if causal:   # position t predicts token t + 1
-        logits, labels = logits[:, :-1], labels[:, 1:]
-    return ((logits.argmax(-1) == labels) | (labels == -100)).all(-1).float()
 
 
 class StopOnNonFinite(TrainerCallback):
@@ -305,10 +306,8 @@ def train(model: Any, tokenizer: Any, train_rows: list[TrainRow] | list[dict], v
         eval_dataset=features(tokenizer, [TrainRow(r.source, r.target) for r in valid_rows], cfg, causal),
         data_collator=lambda f: collate_train(f, tokenizer.pad_token_id),
         compute_metrics=forced_accuracy if teacher_forced else generated_accuracy,
-        preprocess_logits_for_metrics=(lambda logits, labels: greedy_correct(logits, labels, causal))
-        if teacher_forced else None,
         processing_class=tokenizer, rationale_weight=rationale_weight, objective_loss=objective_loss,
-        term=term, term_every=term_every, greedy_valid=greedy,
+        term=term, term_every=term_every, teacher_forced=teacher_forced, greedy_valid=greedy,
         callbacks=[guard, CrashPoints(label)] + ([EarlyStoppingCallback(t.patience)] if t.patience else []))
     if quiet():   # without a progress bar the Trainer prints every log line instead: -q wants neither
         trainer.remove_callback(PrinterCallback)
