@@ -28,7 +28,7 @@ from attrdistill.config import DataConfig, RunConfig, check_environment, dump_co
 from attrdistill.errors import ConfigError, UserError
 from attrdistill.pipeline.distributed import is_main
 from attrdistill.pipeline.layout import Layout
-from attrdistill.pipeline.plan import plan
+from attrdistill.pipeline.plan import check_signals_early, plan
 from attrdistill.pipeline.records import attribution_rows
 from attrdistill.pipeline.runner import STAGES, describe
 from attrdistill.report import heatmap
@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             return _print_plan(run_dir, cfg)
         if new and args.dry_run:   # refused where the run would be (missing files, a keep_blocks the model lacks)
             check_environment(cfg)
+            check_signals_early(run_dir, cfg)
             return _print_plan(run_dir, cfg)
         metrics = run(cfg, out=run_dir, stages=stages, force=new and args.force)
         if new and is_main():

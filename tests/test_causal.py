@@ -504,6 +504,29 @@ def test_match_crosses_families_and_tokenizers_where_kd_cannot(tmp_path, tiny_gg
     assert not (fresh / "teacher").exists(), "nothing trained"
 
 
+def test_a_dry_run_refuses_kd_between_two_given_models_of_two_vocabularies(tmp_path, tiny_gguf, shared, caplog, capsys):
+    """Both models given: --dry-run makes kd's vocabulary check (it needs no data stage) and refuses, naming both."""
+    from transformers import AutoTokenizer
+
+    from tests.conftest import tiny_t5
+    path, _ = tiny_gguf
+    tok = AutoTokenizer.from_pretrained(shared / "tokenizers" / "t5")
+    student = tmp_path / "t5-student"
+    tiny_t5(len(tok)).save_pretrained(student)
+    tok.save_pretrained(student)
+    sets = [o for o in TINY if not o.startswith("distill.variants")] + [
+        f"teacher.gguf_file={path}", f"student.model={student}", "distill.variants=[standard, kd]"]
+    run = tmp_path / "run"
+    with caplog.at_level(logging.ERROR):
+        assert main(["-q", "run", "--dry-run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 2
+    assert f"teacher's ({path}) has 269 entries and the student's ({student}) 32,100" in caplog.records[-1].getMessage()
+    assert "students/kd/seed0" not in capsys.readouterr().out, "refused before the plan is printed"
+    sets[-1] = "distill.variants=[standard, match:saliency]"   # word-level: the dry run prints the plan
+    assert main(["-q", "run", "--dry-run", "--out", str(run), *[x for o in sets for x in ("--set", o)]]) == 0
+    assert "students/match:saliency/seed0" in capsys.readouterr().out
+    assert not (run / "data").exists(), "a dry run makes nothing"
+
+
 @pytest.mark.parametrize("fmt", ["two_task", "label_first"])
 def test_match_trains_decoder_only_students_in_either_format(tmp_path, fmt):
     """match:<guide> on a decoder-only student, alone and beside a rationale, two-task or label-first."""

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from attrdistill import __version__
-from attrdistill.config import DataConfig, ModelConfig, RunConfig, check_environment, given_files, to_dict
+from attrdistill.config import DataConfig, ModelConfig, RunConfig, check_environment, given_files, pretrained, to_dict
 from attrdistill.data.sources import input_template
 from attrdistill.pipeline.layout import (
     ANALYSES,
@@ -172,8 +172,21 @@ def check_variants(run: Path, cfg: RunConfig) -> None:
     student_train = load_split(run, TRAIN)
     for variant in cfg.distill.variants:
         check_available(variant, student_train)
-    for name in dict.fromkeys(r for r in (parse_variant(v).reads for v in cfg.distill.variants) if r):
+    for name in _signals_read(cfg):
         _signal_check(name, run, cfg)
+
+
+def check_signals_early(run: Path, cfg: RunConfig) -> None:
+    """The teacher signals' checks (kd: one vocabulary) as far as they can run before the data stage, for a dry
+    run: where both models are given (a from-scratch model's vocabulary is the data stage's word tokenizer, so
+    there the check waits for the run, which makes it before the teacher trains)."""
+    if pretrained(cfg.teacher) and pretrained(cfg.student):
+        for name in _signals_read(cfg):
+            _signal_check(name, run, cfg)
+
+
+def _signals_read(cfg: RunConfig) -> list[str]:
+    return list(dict.fromkeys(r for r in (parse_variant(v).reads for v in cfg.distill.variants) if r))
 
 
 def run_stages(run: Path, cfg: RunConfig, stages: list[str] | None = None, checked: bool = False) -> dict:
