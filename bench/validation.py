@@ -5,8 +5,8 @@
 CHECKPOINT is a saved causal model (a student's checkpoints/checkpoint-N, or teacher/model). On the first
 --n validation examples of the run (its own prompts and labels, bf16 autocast where the run's student dtype
 resolves to it) each row is judged both ways: every label token the argmax given the gold prefix, from the
-model's logits at every position (the path before 2026-12-07) and from `label_loss`'s logits at the label's
-positions only (the trainer's path since). Prints how many verdicts agree and the seconds of each; the two
+model's logits at every position (the path before 2026-12-07) and from `label.label_correct` (the logits at the
+label's positions only: the trainer's path since). Prints how many verdicts agree and the seconds of each; the two
 alternate batch by batch so that machine noise hits both alike. Why: the logits of a 49,152-token
 vocabulary at every prompt position cost about as much as a 10-block student's blocks, for nothing read.
 """
@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from attrdistill.config import load_config
-from attrdistill.distill.label import label_loss, target_mask
+from attrdistill.distill.label import label_correct
 from attrdistill.distill.rows import prompted
 from attrdistill.distill.trainer import collate_train, features
 from attrdistill.modeling.precision import trainer_precision
@@ -52,9 +52,7 @@ def main() -> None:
             full = ((logits.argmax(-1) == labels) | (labels == -100)).all(-1)
             seconds["full"] += time.perf_counter() - start
             start = time.perf_counter()
-            _, logits = label_loss(model, batch)
-            targets, keep = target_mask(model, batch["labels"])
-            label = ((logits.argmax(-1) == targets) | (keep == 0)).all(-1)
+            _, label = label_correct(model, batch)
             seconds["label"] += time.perf_counter() - start
             agree += int((full == label).sum())
             right_full, right_label = right_full + int(full.sum()), right_label + int(label.sum())

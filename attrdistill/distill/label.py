@@ -2,6 +2,7 @@
 
     loss, logits = label_loss(model, batch)            # logits (batch, T, V): the target tokens', in order
     loss, logits = label_loss(model, batch, embeds)    # the same from input embeddings (attribution matching)
+    loss, correct = label_correct(model, batch)        # (batch,): is every target token the argmax (validation)
 
 A seq2seq model's decoder runs on the target alone, so its logits are these already. A decoder-only
 model's sequence is mostly prompt: its hidden states are gathered at the positions that predict a
@@ -65,3 +66,11 @@ def target_mask(model: Any, labels: torch.Tensor) -> tuple[torch.Tensor, torch.T
         positions, keep = target_positions(labels)
         return labels.gather(1, positions).clamp(min=0), keep   # past a row's own target: padding, masked
     return labels.clamp(min=0), labels != -100
+
+
+def label_correct(model: Any, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the label loss, per row (batch,) bool: is every target token the argmax given the gold prefix), i.e. would
+    greedy decoding emit the label token for token; from `label_loss`'s logits at the target positions only."""
+    loss, logits = label_loss(model, inputs)
+    targets, keep = target_mask(model, inputs["labels"])
+    return loss, ((logits.argmax(-1) == targets) | (keep == 0)).all(-1)

@@ -46,7 +46,7 @@ from transformers import (
 )
 
 from attrdistill.config import ModelConfig
-from attrdistill.distill.label import label_loss, target_mask
+from attrdistill.distill.label import label_correct, label_loss
 from attrdistill.errors import StageError
 from attrdistill.evaluate.answers import Matcher, accuracy, exact_match
 from attrdistill.evaluate.predict import predict
@@ -123,12 +123,11 @@ class TwoTaskTrainer(Seq2SeqTrainer):
             outputs, extra = self.term(model, inputs, tensors)
             loss, logits = outputs.loss, outputs.logits
         elif return_outputs and self.teacher_forced:   # validation: is each row's every target token the argmax
-            loss, logits = label_loss(model, inputs)
-            targets, keep = target_mask(model, inputs["labels"])
+            loss, correct = label_correct(model, inputs)
             # (batch, 1), not the logits: a decoder-only model's vocabulary-sized logits at every prompt position
             # cost as much as its blocks and are never read
-            correct = ((logits.argmax(-1) == targets) | (keep == 0)).all(-1, keepdim=True).float()
-            outputs = {"loss": loss, "logits": correct}
+            logits = correct.unsqueeze(-1).float()
+            outputs = {"loss": loss, "logits": logits}
         elif return_outputs:    # evaluation: the full outputs, for the validation metrics
             outputs = model(**inputs)
             loss, logits = outputs.loss, outputs.logits
