@@ -286,6 +286,9 @@ class DistillConfig:
 class EvalConfig:
     batch_size: PosInt = _f(128, "Examples per generate() call.")
     max_new_tokens: PosInt = _f(64, "Greedy decoding stops at EOS or after this many tokens.")
+    rationale_limit: NonNegInt = _f(0, "Rationale F1 (how well a student reproduces the rationale it was taught) on "
+                                       "the first N test examples only (0 = all): the teacher attributes them with the "
+                                       "taught method, seconds per example with occlusion on a real model.")
 
 
 @dataclass

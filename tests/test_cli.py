@@ -311,3 +311,21 @@ def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_pat
     assert rerun == {"attributions/saliency", "attributions/random", "students/standard/seed0",
                      "students/saliency/seed0", "predictions/standard-seed0", "predictions/saliency-seed0",
                      "analyses", "report"}, "the teacher and the data stay"
+
+
+def test_a_taught_rationale_is_scored_on_the_first_test_examples_eval_rationale_limit_names(tmp_path, capsys):
+    run = tmp_path / "run"
+    sets = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard, saliency]"]
+    assert main(["-q", "run", "--out", str(run), *_sets(sets + ["eval.rationale_limit=5"])]) == 0
+    rows = (run / "attributions" / "test" / "saliency" / "rows.jsonl").read_text().splitlines()
+    assert len(rows) == 5, "the teacher attributes the test examples whose rationale F1 is measured, no more"
+    preds = (run / "predictions" / "saliency-seed0" / "test.jsonl").read_text().splitlines()
+    assert len(preds) == 12, "accuracy is still on the whole test split"
+    result = json.loads((run / "predictions" / "saliency-seed0" / "DONE.json").read_text())["result"]
+    assert result["n"] == 12 and result["rationale_n"] == 5 and 0 <= result["rationale_f1"] <= 1
+    assert "generates for the first 5 test inputs" in (run / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["plan", str(run), *_sets(["eval.rationale_limit=0"])]) == 0
+    rerun = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if " runs: " in line}
+    assert rerun == {"attributions/test/saliency", "predictions/saliency-seed0", "analyses", "report"}, \
+        "the limit reaches the taught rationale's F1 (and what reads its predictions) alone: the others stay"

@@ -121,13 +121,15 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
     # Only when set (units made before the option keep their fingerprints): the student-train examples the teacher
     # annotates, every student learns from and the analyses read.
     limit = ((d.student_limit, cfg.data.seed),) if d.student_limit else ()
+    # Likewise the test examples a taught rationale is scored on (eval.rationale_limit), only when set.
+    limits = {TRAIN: limit, "test": (cfg.eval.rationale_limit,) if cfg.eval.rationale_limit else ()}
     for split, methods in ((TRAIN, attribution_methods(cfg)), ("test", student_methods(cfg))):
         for m in methods:
             seed = cfg.data.seed if REGISTRY[m].seeded else None
             units.append(Unit(attribution_key(m, split), "attribute",
                               partial(_stage, "attribute_split", run, cfg, m, split, teacher_fp),
                               (DATA, TEACHER) + (pool if split == TRAIN else ()),
-                              (selection, seed) + (limit if split == TRAIN else ()),
+                              (selection, seed) + limits[split],
                               f"the teacher's {m} rationales of {split}", everyone=True))
     variants = {name: parse_variant(name) for name in student_variants(cfg)}
     for name in dict.fromkeys(v.reads for v in variants.values() if v.reads):
@@ -151,11 +153,14 @@ def plan(run: Path, cfg: RunConfig) -> list[Unit]:
                               partial(_stage, "train_student", run, cfg, name, seed),
                               tuple(dict.fromkeys(deps)), (_model_config(cfg.student), name, seed, how),
                               f"student {name} (seed {seed})", everyone=True))
+    # eval.rationale_limit changes a taught rationale's F1 only (and, through their key, its test attributions).
+    decoding = {k: v for k, v in to_dict(cfg.eval).items() if k != "rationale_limit"}
+    f1 = ("f1", cfg.eval.rationale_limit) if cfg.eval.rationale_limit else "f1"
     for name, (key, variant) in models(cfg).items():
         rationale = parse_variant(variant).rationale if variant else None
         taught = [attribution_key(rationale, "test")] if rationale in REGISTRY else []
         units.append(Unit(prediction_key(name), "evaluate", partial(_stage, "evaluate", run, cfg, name),
-                          (DATA, key, *taught), (to_dict(cfg.eval), "f1" if rationale else None),
+                          (DATA, key, *taught), (decoding, f1 if rationale else None),
                           f"the test predictions of {name}"))
     read = [attribution_key(m) for m in attribution_methods(cfg)]
     firsts = [prediction_key(f"{v}-seed{cfg.distill.seeds[0]}") for v in cfg.distill.variants]

@@ -127,7 +127,7 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
     and the main one writes the rows.
     """
     lay = Layout(run)
-    examples = student_pool(run, cfg) if split == TRAIN else load_split(run, split)
+    examples = student_pool(run, cfg) if split == TRAIN else load_split(run, split)[:cfg.eval.rationale_limit or None]
     longest = max((len(words(ex.input)) for ex in examples), default=0)
     if split == TRAIN and method == cfg.attribution.method and cfg.attribution.k >= longest:
         log.warning("attribution.k=%d is not below the word count of any student-train input (the longest has %d "
@@ -196,7 +196,8 @@ def evaluate(run: Path, cfg: RunConfig, name: str) -> dict:
     lay = Layout(run)
     key, variant = models(cfg)[name]
     test, sources = prompted(run, cfg, "test")
-    taught = taught_on_test(run, cfg, variant, test) if variant else None
+    scored = test[:cfg.eval.rationale_limit or None]   # those whose taught rationales the teacher attributed
+    taught = taught_on_test(run, cfg, variant, scored) if variant else None
     role = cfg.student if variant else cfg.teacher
     model, tok = load_trained(lay.model(key), role.dtype)
     preds = predict(model, tok, sources, cfg.eval.batch_size, cfg.eval.max_new_tokens, role.max_input_length)
@@ -206,15 +207,17 @@ def evaluate(run: Path, cfg: RunConfig, name: str) -> dict:
     result = {"accuracy": accuracy(preds, [ex.label for ex in test], correct, [ex.choices for ex in test]),
               "n": len(test)}
     if taught is not None:   # how well the student reproduces the rationale it was taught
-        result["rationale_f1"] = _rationale_f1(model, tok, cfg, test, preds, taught)
+        result["rationale_f1"] = _rationale_f1(model, tok, cfg, scored, preds, taught)
+        result["rationale_n"] = len(scored)
     return result
 
 
 def _rationale_f1(model: Any, tok: Any, cfg: RunConfig, test: list[Example], preds: list[str],
                   taught: dict[str, str]) -> float:
-    """Mean word F1 of the student's generated rationales on test against those it would have been taught."""
+    """Mean word F1 of the student's generated rationales on `test` (the first examples of `preds`) against those
+    it would have been taught."""
     if cfg.distill.format != "two_task":
-        generated = [rationale_of(p) for p in preds]
+        generated = [rationale_of(p) for p in preds[:len(test)]]
     else:
         generated = predict(model, tok, [cfg.data.explain_prefix + ex.input for ex in test], cfg.eval.batch_size,
                             cfg.eval.max_new_tokens, cfg.student.max_input_length)

@@ -252,7 +252,10 @@ def _accuracy(run: Path, cfg: RunConfig, m: dict[str, Any], gap: dict[str, float
         legend += ("; 'valid': the validation accuracy of the checkpoint training kept (its best), mean ± std over "
                    "seeds, and per seed with that checkpoint's step (the verdict chooses on it)")
     if f1:
-        legend += ("; 'rationale F1': word F1 of the rationales a student generates for the test inputs against "
+        n_test = m.get("n_test")
+        scored = sorted({s.get("rationale_n", n_test) for s in students.values() if s.get("rationale_f1") is not None})
+        on = "the test inputs" if scored == [n_test] else f"the first {', '.join(map(str, scored))} test inputs"
+        legend += (f"; 'rationale F1': word F1 of the rationales a student generates for {on} against "
                    "those it would have been taught (if it cannot produce them, they cannot help it)")
     blocks: list[Block] = [
         legend + ".", Table(header, rows),

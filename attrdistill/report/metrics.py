@@ -60,6 +60,7 @@ def collect_metrics(run: Path, cfg: RunConfig, units: list[Unit]) -> dict:
         f1 = [r.get("rationale_f1") for r in evals]
         if f1 and all(x is not None for x in f1):
             students[variant]["rationale_f1"] = statistics.fmean(f1)
+            students[variant]["rationale_n"] = evals[0].get("rationale_n", teacher_eval["n"])
         valid = _validation(run, variant, cfg.distill.seeds, result)
         if valid is not None:
             students[variant]["valid"] = valid
