@@ -127,7 +127,7 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
     and the main one writes the rows.
     """
     lay = Layout(run)
-    examples = student_pool(run, cfg) if split == TRAIN else load_split(run, split)[:cfg.eval.rationale_limit or None]
+    examples = student_pool(run, cfg) if split == TRAIN else rationale_scored(load_split(run, split), cfg)
     longest = max((len(words(ex.input)) for ex in examples), default=0)
     if split == TRAIN and method == cfg.attribution.method and cfg.attribution.k >= longest:
         log.warning("attribution.k=%d is not below the word count of any student-train input (the longest has %d "
@@ -142,6 +142,12 @@ def attribute_split(run: Path, cfg: RunConfig, method: str, split: str, teacher_
     if is_main():   # each process scored its shards; the main one has every row
         write_jsonl(lay.attributions(method, split), rows)
     return {"recall_at_k": recall_at_k(rows, examples), "n": len(rows)}
+
+
+def rationale_scored(test: list[Example], cfg: RunConfig) -> list[Example]:
+    """The test examples a taught rationale's F1 is measured on, so the ones the teacher attributes for it: the
+    first eval.rationale_limit (0: all)."""
+    return test[:cfg.eval.rationale_limit or None]
 
 
 def _pairs(rows: list[TrainRow]) -> list[tuple[str, str]]:
@@ -196,7 +202,7 @@ def evaluate(run: Path, cfg: RunConfig, name: str) -> dict:
     lay = Layout(run)
     key, variant = models(cfg)[name]
     test, sources = prompted(run, cfg, "test")
-    scored = test[:cfg.eval.rationale_limit or None]   # those whose taught rationales the teacher attributed
+    scored = rationale_scored(test, cfg)
     taught = taught_on_test(run, cfg, variant, scored) if variant else None
     role = cfg.student if variant else cfg.teacher
     model, tok = load_trained(lay.model(key), role.dtype)
