@@ -289,6 +289,7 @@ def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_pat
     from attrdistill.config import load_config
     from attrdistill.data.synthetic import generate
     from attrdistill.distill.rows import student_examples
+    from attrdistill.pipeline.layout import TRAIN, load_split
     examples = generate(16, seed=1)
     cfg = load_config(None, ["distill.student_limit=5"])
     chosen = student_examples(examples, cfg)
@@ -298,13 +299,16 @@ def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_pat
     assert student_examples(examples, load_config(None, [])) == examples
     run = tmp_path / "run"
     sets = [o for o in TINY if not o.startswith("distill.variants")] + ["distill.variants=[standard, saliency]"]
-    assert main(["-q", "run", "--out", str(run), *_sets(sets + ["distill.student_limit=8"])]) == 0
-    assert json.loads((run / "students" / "saliency" / "seed0" / "DONE.json").read_text())["result"]["examples"] == 8
+    assert main(["-q", "run", "--out", str(run), *_sets(sets + ["distill.student_limit=3"])]) == 0
+    assert json.loads((run / "students" / "saliency" / "seed0" / "DONE.json").read_text())["result"]["examples"] == 3
     rows = (run / "attributions" / "saliency" / "rows.jsonl").read_text().splitlines()
-    assert len(rows) == 8, "the teacher attributes the examples students learn from, not the whole split"
+    assert len(rows) == 3, "the teacher attributes the examples students learn from, not the whole split"
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["student_examples"] == {"seen": 8, "of": 16, "limit": 8, "file": None, "teacher_labelled": None}
-    assert "Students learned from 8 of the 16 student-train examples" in (run / "report.md").read_text()
+    assert metrics["student_examples"] == {"seen": 3, "of": 16, "limit": 3, "file": None, "teacher_labelled": None}
+    assert "Students learned from 3 of the 16 student-train examples" in (run / "report.md").read_text()
+    kept = [json.loads(r)["id"] for r in rows]
+    assert load_split(run, TRAIN)[0].id not in kept, "the split's first example is left out (so the next can fail)"
+    assert metrics["verdict"]["example"]["id"] == kept[0], "the report shows a rationale the teacher computed"
     capsys.readouterr()
     assert main(["plan", str(run), *_sets(["distill.student_limit=12"])]) == 0
     rerun = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if " runs: " in line}

@@ -23,15 +23,13 @@ from typing import Any, Callable
 
 from attrdistill import __version__
 from attrdistill.config import RunConfig
-from attrdistill.distill.rows import rationales_for
+from attrdistill.distill.rows import rationales_for, student_pool
 from attrdistill.evaluate import analysis
 from attrdistill.pipeline.layout import (
-    TRAIN,
     TRANSFER,
     Layout,
     attribution_key,
     attribution_methods,
-    load_split,
     prediction_key,
     student_key,
     student_variants,
@@ -194,7 +192,8 @@ def verdict(run: Path, cfg: RunConfig, students: dict[str, dict]) -> dict[str, A
         out.update(over[STANDARD])
     out["still_rising"] = [f"{v}/seed{s}" for v in students for s in seeds
                            if _still_rising(Layout(run).history(student_key(v, s)), cfg.student.train.max_steps)]
-    ex = load_split(run, TRAIN)[0]
+    # the first example students learn from: the teacher attributed those only (distill.student_limit)
+    ex = student_pool(run, cfg)[0]
     shown: dict[str, str] = {}
     for variant in students:
         v = parse_variant(variant)
