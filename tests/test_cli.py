@@ -309,6 +309,8 @@ def test_students_learn_from_a_seeded_subset_the_teacher_annotates_alone(tmp_pat
     kept = [json.loads(r)["id"] for r in rows]
     assert load_split(run, TRAIN)[0].id not in kept, "the split's first example is left out (so the next can fail)"
     assert metrics["verdict"]["example"]["id"] == kept[0], "the report shows a rationale the teacher computed"
+    shown = (run / "report.md").read_text().split("## Rationales\n")[1].split("Heat-maps")[0]
+    assert shown.count("\n| ") == 1 + 3 and "n/a" not in shown, "a header and the 3 examples attributed"
     capsys.readouterr()
     assert main(["plan", str(run), *_sets(["distill.student_limit=12"])]) == 0
     rerun = {line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if " runs: " in line}

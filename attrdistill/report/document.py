@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Union
 
 from attrdistill.config import RunConfig
-from attrdistill.data.example import read_examples
+from attrdistill.distill.rows import student_pool
 from attrdistill.evaluate.analysis import paired_gain
 from attrdistill.modeling.words import words
 from attrdistill.pipeline.layout import TEACHER, TRAIN, Layout, attribution_methods, student_key
@@ -367,7 +367,7 @@ def _rationales(run: Path, cfg: RunConfig, m: dict[str, Any], n: int) -> Section
     if not train.is_file() or not methods:
         blocks.append(Note("No examples: data/student_train.jsonl or attributions/ is missing."))
         return Section("Rationales", blocks)
-    examples = read_examples(train)[:n]
+    examples = student_pool(run, cfg)[:n]   # the examples the teacher attributed (distill.student_limit)
     rows = {meth: {r.id: r for r in attribution_rows(run, meth)} for meth in methods}
     decisive = any(ex.decisive for ex in examples)
     shaded = [meth for meth in methods if not REGISTRY[meth].seeded] or methods   # random scores are noise to look at
