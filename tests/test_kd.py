@@ -195,6 +195,13 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
         history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
         return [h["loss"] for h in history if "loss" in h]
     assert losses("kd") and losses("kd") != losses("standard")
+    # Each part of the loss is logged beside the total: kd's objective replaces the label's, the rationale adds.
+    def parts(variant: str) -> set[str]:
+        history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
+        return {k for h in history if "loss" in h for k in h if k.startswith("loss_")}
+    assert parts("standard") == {"loss_label"} and parts("kd") == {"loss_label", "loss_objective"}
+    assert parts("kd+saliency") == {"loss_label", "loss_objective", "loss_rationale"}
+    assert parts("match:saliency") == {"loss_label", "loss_term"}
     # Students with a rationale say how well they reproduce it on test; the others have nothing to reproduce.
     for variant in ("kd+saliency", "oracle_shuffled"):
         assert 0.0 <= metrics["students"][variant]["rationale_f1"] <= 1.0

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from attrdistill.distill.matching import match_divergence, pad_targets, student_
 from attrdistill.distill.trainer import collate_train, features, train
 from attrdistill.modeling.features import collate
 from attrdistill.modeling.words import words
+from attrdistill.pipeline.layout import HISTORY
 from tests.conftest import tiny_llama, tiny_t5
 
 PREFIX = "predict: "
@@ -305,6 +307,27 @@ def test_term_every_applies_the_term_on_every_nth_step_only(word_tok, examples, 
         train(tiny_t5(len(word_tok)), word_tok, rows, valid, cfg, tmp_path / f"every{every}", term=term,
               term_every=every, teacher_forced=True)
         assert term.steps == calls, (every, term.steps)
+
+
+def test_the_training_log_shows_each_part_of_the_loss(word_tok, examples, tmp_path):
+    class Constant:
+        def __call__(self, model, inputs, tensors):
+            return model(**inputs), tensors["match_targets"].sum() * 0.0 + 0.25
+
+    rows = [{"source": PREFIX + ex.input, "target": ex.label,
+             "match": {"input": ex.input, "prefix": PREFIX, "scores": [1.0] * len(words(ex.input))}}
+            for ex in examples[:8]]
+    valid = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[8:]]
+    cfg = ModelConfig(train=TrainConfig(max_steps=4, eval_steps=2, batch_size=4, learning_rate=1e-3))
+    train(tiny_t5(len(word_tok)), word_tok, rows, valid, cfg, tmp_path / "s", term=Constant(), term_every=2,
+          teacher_forced=True)
+    logged = [e for e in json.loads((tmp_path / "s" / HISTORY).read_text()) if "loss" in e and "step" in e]
+    assert [e["step"] for e in logged] == [2, 4]
+    for e in logged:
+        assert e["loss_term"] == pytest.approx(0.25), "the term as it entered the loss, on the steps it ran"
+        assert e["loss_label"] > 0 and "loss_objective" not in e and "loss_rationale" not in e
+        # two steps per log, the term on one of them: the logged total is the label's mean plus half the term
+        assert e["loss"] == pytest.approx(e["loss_label"] + 0.25 / 2, abs=1e-3)
 
 
 def test_term_every_enters_the_fingerprints_of_term_students_only_and_only_when_set(tmp_path):

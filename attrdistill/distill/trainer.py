@@ -87,6 +87,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         self.objective_loss = objective_loss
         self.term = term
         self.term_every = term_every
+        self._parts: dict[str, list[float]] = {}   # the loss's parts since the last training log (`log`)
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -103,6 +104,22 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """The Trainer's log; a training log also gets the mean of each part of the loss since the last one
+        (`loss_label`: the label's cross-entropy, `loss_objective`: the objective's loss that replaced it, e.g.
+        kd's, `loss_term`: the loss term as it enters the loss, e.g. match_weight times matching's KL, over the
+        steps it ran, `loss_rationale`: the explain task's cross-entropy), so a run shows whether a term is
+        being learned, not only their sum."""
+        if "loss" in logs and self._parts:
+            logs.update({f"loss_{name}": sum(v) / len(v) for name, v in self._parts.items()})
+            self._parts.clear()
+        super().log(logs, start_time)
+
+    def _note(self, **parts: torch.Tensor | None) -> None:
+        for name, value in parts.items():
+            if value is not None:
+                self._parts.setdefault(name, []).append(float(value.detach()))
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
@@ -133,12 +150,18 @@ class TwoTaskTrainer(Seq2SeqTrainer):
             loss, logits = outputs.loss, outputs.logits
         else:
             loss, logits = label_loss(model, inputs)
-        if self.objective_loss is not None and not return_outputs:   # training, not validation
-            loss = self.objective_loss(logits, loss, signal)
+        label = loss
+        # training, not validation: the objective's loss (e.g. kd's) replaces the label's cross-entropy
+        objective = self.objective_loss(logits, loss, signal) if self.objective_loss and not return_outputs else None
+        if objective is not None:
+            loss = objective
         if extra is not None:
             loss = loss + extra
-        if explain:
-            loss = loss + self.rationale_weight * label_loss(model, explain)[0]
+        rationale = label_loss(model, explain)[0] if explain else None
+        if rationale is not None:
+            loss = loss + self.rationale_weight * rationale
+        if not return_outputs:
+            self._note(label=label, objective=objective, term=extra, rationale=rationale)
         return (loss, outputs) if return_outputs else loss
 
 
