@@ -21,10 +21,15 @@ from tests.conftest import tiny_llama, tiny_t5
 PREFIX = "predict: "
 
 
-def _batch(tok, examples, scores):
-    rows = [{"source": PREFIX + ex.input, "target": ex.label,
+def _rows(examples, scores=None):
+    """Train rows with word scores to match (`scores`: one list per example; 1 on every word without)."""
+    scores = scores or [[1.0] * len(words(ex.input)) for ex in examples]
+    return [{"source": PREFIX + ex.input, "target": ex.label,
              "match": {"input": ex.input, "prefix": PREFIX, "scores": sc}} for ex, sc in zip(examples, scores)]
-    return collate_train(features(tok, rows, ModelConfig()), tok.pad_token_id)
+
+
+def _batch(tok, examples, scores):
+    return collate_train(features(tok, _rows(examples, scores), ModelConfig()), tok.pad_token_id)
 
 
 def test_token_targets_spread_each_words_score_over_its_tokens(word_tok, examples):
@@ -165,9 +170,7 @@ def test_one_entry_is_a_whole_loss_term(monkeypatch, tmp_path):
 
 def _causal_batch(tok, examples, scores, padding_side="right"):
     """Train features of causal rows with the teacher's word scores, collated on `padding_side`."""
-    rows = [{"source": PREFIX + ex.input, "target": ex.label,
-             "match": {"input": ex.input, "prefix": PREFIX, "scores": sc}} for ex, sc in zip(examples, scores)]
-    feats = features(tok, rows, ModelConfig(), causal=True)
+    feats = features(tok, _rows(examples, scores), ModelConfig(), causal=True)
     batch = collate(feats, tok.pad_token_id, padding_side=padding_side)
     batch["match_targets"] = pad_targets(feats, batch["input_ids"].shape[1], padding_side)
     return batch
@@ -297,9 +300,7 @@ class CountingTerm:
 
 
 def test_term_every_applies_the_term_on_every_nth_step_only(word_tok, examples, tmp_path):
-    rows = [{"source": PREFIX + ex.input, "target": ex.label,
-             "match": {"input": ex.input, "prefix": PREFIX, "scores": [1.0] * len(words(ex.input))}}
-            for ex in examples[:8]]
+    rows = _rows(examples[:8])
     valid = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[8:]]
     cfg = ModelConfig(train=TrainConfig(max_steps=6, eval_steps=6, batch_size=4, learning_rate=1e-3))
     for every, calls in ((1, 6), (2, 3), (3, 2)):
@@ -314,9 +315,7 @@ def test_the_training_log_shows_each_part_of_the_loss(word_tok, examples, tmp_pa
         def __call__(self, model, inputs, tensors):
             return model(**inputs), tensors["match_targets"].sum() * 0.0 + 0.25
 
-    rows = [{"source": PREFIX + ex.input, "target": ex.label,
-             "match": {"input": ex.input, "prefix": PREFIX, "scores": [1.0] * len(words(ex.input))}}
-            for ex in examples[:8]]
+    rows = _rows(examples[:8])
     valid = [{"source": PREFIX + ex.input, "target": ex.label} for ex in examples[8:]]
     cfg = ModelConfig(train=TrainConfig(max_steps=4, eval_steps=2, batch_size=4, learning_rate=1e-3))
     train(tiny_t5(len(word_tok)), word_tok, rows, valid, cfg, tmp_path / "s", term=Constant(), term_every=2,
