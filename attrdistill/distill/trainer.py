@@ -87,7 +87,7 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         self.objective_loss = objective_loss
         self.term = term
         self.term_every = term_every
-        self._parts: dict[str, list[float]] = {}   # the loss's parts since the last training log (`log`)
+        self._parts: dict[str, list[torch.Tensor]] = {}   # the loss's parts since the last training log (`log`)
 
     def evaluate(self, eval_dataset: Any = None, ignore_keys: list[str] | None = None,
                  metric_key_prefix: str = "eval") -> dict[str, float]:
@@ -112,14 +112,15 @@ class TwoTaskTrainer(Seq2SeqTrainer):
         steps it ran, `loss_rationale`: the explain task's cross-entropy), so a run shows whether a term is
         being learned, not only their sum."""
         if "loss" in logs and self._parts:
-            logs.update({f"loss_{name}": sum(v) / len(v) for name, v in self._parts.items()})
+            logs.update({f"loss_{name}": torch.stack(v).mean().item() for name, v in self._parts.items()})
             self._parts.clear()
         super().log(logs, start_time)
 
     def _note(self, **parts: torch.Tensor | None) -> None:
+        # kept as tensors, read at the log: a float() per step would wait on a GPU at every step
         for name, value in parts.items():
             if value is not None:
-                self._parts.setdefault(name, []).append(float(value.detach()))
+                self._parts.setdefault(name, []).append(value.detach().float())
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
