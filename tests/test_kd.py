@@ -191,14 +191,16 @@ def test_cli_trains_kd_seqkd_and_kd_plus_saliency_students(tmp_path):
     outputs = [json.loads(x) for x in (run / "teacher_outputs" / "student_train.jsonl").read_text().splitlines()]
     assert len(outputs) == 12 and all(isinstance(r["prediction"], str) for r in outputs)
     # The kd student's logged training loss is not the standard one's (same seed, same data order).
-    def losses(variant: str) -> list[float]:
+    def logged(variant: str) -> list[dict]:
         history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
-        return [h["loss"] for h in history if "loss" in h]
+        return [h for h in history if "loss" in h]
+
+    def losses(variant: str) -> list[float]:
+        return [h["loss"] for h in logged(variant)]
     assert losses("kd") and losses("kd") != losses("standard")
     # Each part of the loss is logged beside the total: kd's objective replaces the label's, the rationale adds.
     def parts(variant: str) -> set[str]:
-        history = json.loads((run / "students" / variant / "seed0" / "log_history.json").read_text())
-        return {k for h in history if "loss" in h for k in h if k.startswith("loss_")}
+        return {k for h in logged(variant) for k in h if k.startswith("loss_")}
     assert parts("standard") == {"loss_label"} and parts("kd") == {"loss_label", "loss_objective"}
     assert parts("kd+saliency") == {"loss_label", "loss_objective", "loss_rationale"}
     assert parts("match:saliency") == {"loss_label", "loss_term"}
