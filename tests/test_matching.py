@@ -248,6 +248,30 @@ def test_the_causal_match_loss_of_a_row_is_the_same_alone_and_in_a_padded_batch(
         torch.testing.assert_close(out.logits[r, :out1.logits.shape[1]], out1.logits[0], atol=1e-4, rtol=1e-4)
 
 
+
+def test_saliency_agreement_is_zero_kl_for_the_models_own_view_and_full_mass_on_its_top_token(word_tok, examples):
+    """Measured against the model's own normalised saliency, the KL is 0; against all the teacher's mass on the
+    model's most salient token, the KL is -log q there and the top-5 tokens hold all of it; a uniform view scores
+    log(the row's prompt tokens) on the latter. Rows without teacher mass are left out of every mean."""
+    from attrdistill.distill.matching import input_tokens, saliency_agreement
+    model = tiny_llama(len(word_tok), seed=6)
+    exs = _varied(examples[:4])
+    batch = _causal_batch(word_tok, exs, _scores(exs))
+    inputs = {k: v for k, v in batch.items() if k != "match_targets"}
+    _, sal = student_saliency(model, inputs)
+    q = (sal / sal.sum(-1, keepdim=True)).detach()
+    own = saliency_agreement(model, [inputs | {"match_targets": q}])
+    assert own["n"] == 4 and own["kl"] == pytest.approx(0.0, abs=1e-5)
+    assert own["mass_at_top"] == pytest.approx(float(q.topk(5, -1).values.sum(-1).mean()), abs=1e-5)
+    top = torch.zeros_like(q).scatter(1, q.argmax(-1, keepdim=True), 1.0)
+    top[3] = 0.0   # no teacher mass: not counted
+    one = saliency_agreement(model, [inputs | {"match_targets": top}])
+    tokens = input_tokens(model, inputs).sum(-1)[:3].float()
+    assert one["n"] == 3 and one["mass_at_top"] == pytest.approx(1.0)
+    assert one["kl"] == pytest.approx(float(-q.max(-1).values[:3].log().mean()), rel=1e-5)
+    assert one["kl_uniform"] == pytest.approx(float(tokens.log().mean()), rel=1e-5)
+    assert one["mass_uniform"] == pytest.approx(float((5 / tokens).clamp(max=1).mean()), rel=1e-5)
+
 # ---- guides beyond the teacher's attributions ------------------------------------------------------
 
 def test_data_guides_and_the_random_control_parse_as_guides():

@@ -63,12 +63,13 @@ def rationales_for(run: Path, cfg: RunConfig, variant: str, examples: list[Examp
     return {r.id: rationale_at(r, v.k, cfg.attribution) if v.k else r.rationale for r in rows}
 
 
-def guide_scores(run: Path, cfg: RunConfig, guide: str, examples: list[Example]) -> dict[str, list[float]]:
-    """id -> the word scores that guide a loss term: an attribution method's (the teacher's, or the seeded
-    control's) with 0 on the input format's words (`AttributionRow.scaffold`), or 1 on each word a data guide
-    marks (`registry.variants.data_guides`: human, oracle) and 0 elsewhere."""
+def guide_scores(run: Path, cfg: RunConfig, guide: str, examples: list[Example],
+                 split: str = TRAIN) -> dict[str, list[float]]:
+    """id -> the word scores that guide a loss term: an attribution method's on `split` (the teacher's, or the
+    seeded control's) with 0 on the input format's words (`AttributionRow.scaffold`), or 1 on each word a data
+    guide marks (`registry.variants.data_guides`: human, oracle) and 0 elsewhere."""
     if guide in REGISTRY:
-        return {r.id: _content_scores(r.scores, set(r.scaffold or ())) for r in attribution_rows(run, guide)}
+        return {r.id: _content_scores(r.scores, set(r.scaffold or ())) for r in attribution_rows(run, guide, split)}
     marked = {ex.id: set(RATIONALES[guide].words(ex)) for ex in examples}
     return {ex.id: [float(i in marked[ex.id]) for i in range(len(words(ex.input)))] for ex in examples}
 
