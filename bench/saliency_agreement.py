@@ -7,8 +7,8 @@ For every trained model of RUN (the teacher, then each variant's seeds) it measu
 --split that the teacher's --method scored (at most --limit), `matching.saliency_agreement`: KL(teacher's word
 scores || the model's own saliency), the same for a uniform saliency, and the teacher's mass on the model's 5
 most salient tokens. It prints one row per variant (mean ± std over seeds, the paired gain over `standard` with
-its 95% interval) and writes every model's figures to --json (default RUN/saliency_agreement.json, resumed:
-a model already measured with the same settings is not measured again).
+its 95% interval) and writes every model's figures to --json (default RUN/saliency_agreement-METHOD-SPLIT.json;
+resumed: a model already measured with the same settings is not measured again).
 
 Why: a match term lowers this KL on its student's training rows (student_train, in sample). On rows the student
 never saw (test: the teacher's attributions of test examples, here from --scores, a run with the same teacher)
@@ -61,7 +61,7 @@ def main() -> None:
     if not examples:
         raise SystemExit(f"{source}: no {args.method} attributions of {args.split} examples of this run")
     rows = train_rows(examples, cfg, term=("match", scores))
-    out = args.json or args.run / "saliency_agreement.json"
+    out = args.json or args.run / f"saliency_agreement-{args.method}-{args.split}.json"
     settings = {"method": args.method, "split": args.split, "scores": str(source), "n": len(examples)}
     done = json.loads(out.read_text()) if out.is_file() else {}
     if done.get("settings") != settings:
