@@ -248,7 +248,6 @@ def test_the_causal_match_loss_of_a_row_is_the_same_alone_and_in_a_padded_batch(
         torch.testing.assert_close(out.logits[r, :out1.logits.shape[1]], out1.logits[0], atol=1e-4, rtol=1e-4)
 
 
-
 def test_saliency_agreement_is_zero_kl_for_the_models_own_view_and_full_mass_on_its_top_token(word_tok, examples):
     """Measured against the model's own normalised saliency, the KL is 0; against all the teacher's mass on the
     model's most salient token, the KL is -log q there and the top-5 tokens hold all of it; a uniform view scores
