@@ -31,12 +31,13 @@ from attrdistill.evaluate.analysis import paired_gain
 from attrdistill.modeling.features import is_causal
 from attrdistill.modeling.models import load_trained
 from attrdistill.pipeline.layout import TEACHER, TRAIN, Layout, load_split, models
+from attrdistill.pipeline.runner import done_record
 from attrdistill.registry.variants import STANDARD
 
 
 def same_teacher(run: Path, other: Path) -> None:
     """Word scores from another run are this run's teacher's only where that run trained the same teacher."""
-    fp = [json.loads((Layout(r).unit(TEACHER) / "DONE.json").read_text()).get("fingerprint") for r in (run, other)]
+    fp = [done_record(Layout(r).unit(TEACHER)).get("fingerprint") for r in (run, other)]
     if fp[0] != fp[1]:
         raise SystemExit(f"--scores {other}: its teacher is not {run}'s (fingerprints {fp[1]} and {fp[0]})")
 
