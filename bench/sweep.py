@@ -23,6 +23,8 @@ import shutil
 from pathlib import Path
 
 import attrdistill
+from attrdistill.config import load_config
+from attrdistill.errors import UserError
 from attrdistill.pipeline.layout import DATA, TEACHER, student_key
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.variants import parse_variant
@@ -50,6 +52,16 @@ def points(grid: list[str]) -> list[list[str]]:
     return [list(p) for p in itertools.product(*axes)]
 
 
+def check_points(config: str, grid: list[list[str]], fixed: list[str]) -> None:
+    """Every point's config, before the first point trains: a bad combination (e.g. keep_every=1 with
+    keep_by=influence) stops the sweep at once instead of after the points before it."""
+    for sets in grid:
+        try:
+            load_config(config, sets + fixed)
+        except UserError as e:
+            raise SystemExit(f"--grid point {' '.join(sets)}: {e}") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -65,14 +77,16 @@ def main() -> None:
     v = parse_variant(args.variant)   # the attribute stage only for a variant that reads attributions
     reads = any(m in REGISTRY for m in (v.rationale, v.guide))
     stages = ["data", "finetune"] + ["attribute"] * reads + ["distill"]
+    fixed = [f"distill.variants=[{args.variant}]", f"distill.seeds=[{args.seed}]"]
+    grid = points(args.grid)
+    check_points(args.config, grid, fixed)
     results, done_points = [], []
-    for sets in points(args.grid):
+    for sets in grid:
         name = "_".join(key.rpartition(".")[2] + value for key, _, value in (s.partition("=") for s in sets))
         out = args.base / "sweep" / f"{args.variant.replace(':', '-')}_{name}"
         out.mkdir(parents=True, exist_ok=True)
         link_upstream([args.base] + done_points[::-1], out)
-        overrides = sets + [f"distill.variants=[{args.variant}]", f"distill.seeds=[{args.seed}]"]
-        attrdistill.run(args.config, overrides, out=out, stages=stages)
+        attrdistill.run(args.config, sets + fixed, out=out, stages=stages)
         done = json.loads((out / student_key(args.variant, args.seed) / "DONE.json").read_text())
         results.append({"settings": sets, "best_valid_accuracy": done["result"]["best_valid_accuracy"],
                         "steps": done["result"]["steps"], "seconds": done["seconds"], "run": str(out)})
