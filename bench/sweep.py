@@ -26,6 +26,7 @@ import attrdistill
 from attrdistill.config import load_config
 from attrdistill.errors import UserError
 from attrdistill.pipeline.layout import DATA, TEACHER, student_key
+from attrdistill.pipeline.runner import done_record
 from attrdistill.registry.methods import REGISTRY
 from attrdistill.registry.variants import parse_variant
 
@@ -87,7 +88,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         link_upstream([args.base] + done_points[::-1], out)
         attrdistill.run(args.config, sets + fixed, out=out, stages=stages)
-        done = json.loads((out / student_key(args.variant, args.seed) / "DONE.json").read_text())
+        done = done_record(out / student_key(args.variant, args.seed))
         results.append({"settings": sets, "best_valid_accuracy": done["result"]["best_valid_accuracy"],
                         "steps": done["result"]["steps"], "seconds": done["seconds"], "run": str(out)})
         done_points.append(out)
